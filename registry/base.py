@@ -1,0 +1,105 @@
+"""Base classes per component kind: the methods the engine calls.
+
+A component subclasses one of these, nests a ``Params`` model and is decorated with
+``@register(kind, name)``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar, Iterable, Iterator
+
+import torch
+from torch import nn
+
+from registry import Component
+from registry.types import Batch, DatasetBundle, ObjectiveContext, Predictions
+
+
+class ModelComponent(Component):
+    """Builds a classifier: an ``nn.Module`` whose ``forward(input_ids, attention_mask,
+    token_type_ids=None, inputs_embeds=None)`` returns a ``ClassifierOutput`` and which has
+    ``tokenizer``, ``encoder``, ``head`` and ``input_embeddings()``."""
+
+    def build(self, num_labels: int) -> nn.Module:
+        raise NotImplementedError
+
+
+class DatasetComponent(Component):
+    """Loads splits with ``text`` (``text_pair``), ``label``, ``confound``, ``rationale``."""
+
+    def columns(self) -> frozenset[str]:
+        """Columns this dataset provides, known from params alone (before loading)."""
+        raise NotImplementedError
+
+    def split_names(self) -> tuple[str, ...]:
+        return ("train", "dev", "test")
+
+    def load(self, data_root: Path) -> DatasetBundle:
+        raise NotImplementedError
+
+
+class Objective(Component):
+    """Takes a batch, returns a scalar loss; the schedule decides when it runs.
+
+    An objective that needs gradients it computes itself (e.g. an exact second-order
+    route) returns a *surrogate* whose value is the loss and whose gradient is that one.
+    """
+
+    #: run the model in train mode (dropout on) while this term is active
+    train_mode: ClassVar[bool] = True
+
+    def bind(self, ctx: ObjectiveContext) -> None:
+        """Called once per seed, after the model is built and before training."""
+        self.ctx = ctx
+
+    def extra_modules(self) -> dict[str, nn.Module]:
+        """Modules the objective adds (e.g. an adversary head); trained and checkpointed."""
+        return {}
+
+    def trainable(self, model: nn.Module) -> Iterable[nn.Parameter] | None:
+        """Parameters this term updates; ``None`` means the whole model plus extra modules."""
+        return None
+
+    def batches(self, epoch: int) -> Iterator[Batch] | None:
+        """Own data source (e.g. influence probes); ``None``: use the train loader."""
+        return None
+
+    def steps_per_epoch(self) -> int | None:
+        """Length of one epoch of ``batches``; ``None`` when the train loader is used."""
+        return None
+
+    def start_round(self) -> None:
+        """Called when a phase that contains this term starts (e.g. sample new probes)."""
+
+    def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
+        raise NotImplementedError
+
+    def logs(self) -> dict[str, float]:
+        """Extra scalars of the last ``loss`` call (e.g. the influence difference)."""
+        return {}
+
+
+class Metric(Component):
+    """Prediction-level metric: ``compute(preds)`` -> ``{name: value}``.
+
+    A model-level metric (e.g. CID) sets ``needs_model = True`` and implements
+    ``compute_model(model, ctx)`` instead.
+    """
+
+    needs_model: ClassVar[bool] = False
+
+    def compute(self, preds: Predictions) -> dict[str, float]:
+        raise NotImplementedError
+
+    def compute_model(self, model: nn.Module, ctx: ObjectiveContext) -> dict[str, float]:
+        raise NotImplementedError
+
+
+class OptimizerComponent(Component):
+    def build(self, params: Iterable[Any]) -> torch.optim.Optimizer:
+        raise NotImplementedError
+
+
+class SchedulerComponent(Component):
+    def build(self, optimizer: torch.optim.Optimizer, total_steps: int) -> torch.optim.lr_scheduler.LRScheduler:
+        raise NotImplementedError

@@ -1,0 +1,121 @@
+"""The contracts between components and the engine: data, batches, model outputs, context.
+
+These are plain dataclasses and protocols; the engine (``recipe_engine``) builds them, the
+components (``registry``) consume them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Protocol
+
+import torch
+from torch import nn
+
+#: the data columns a component may require of a dataset
+COLUMNS = ("text", "text_pair", "label", "confound", "rationale")
+MISSING_CONFOUND = -1
+
+
+@dataclass
+class Split:
+    """One split of a dataset, column-wise. ``confound[i] == -1`` means unknown."""
+
+    name: str
+    ids: list[str]
+    text: list[str]
+    label: list[int]
+    text_pair: list[str] | None = None
+    confound: list[int] | None = None
+    #: word-level 0/1 masks aligned with ``text.split(" ")`` (and the pair's words after it)
+    rationale: list[list[int]] | None = None
+    #: extra per-example columns kept for metrics, e.g. HANS ``heuristic``
+    meta: dict[str, list[Any]] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+@dataclass
+class DatasetBundle:
+    splits: dict[str, Split]
+    label_names: list[str]
+    confound_names: list[str] | None = None
+    #: every file read, for the data hashes in run.json
+    files: list[Path] = field(default_factory=list)
+
+
+@dataclass
+class Batch:
+    """Tensors of one batch; ``index`` are row numbers in the split they came from."""
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    labels: torch.Tensor
+    index: torch.Tensor
+    token_type_ids: torch.Tensor | None = None
+    confound: torch.Tensor | None = None  # long, -1 = unknown
+    confound_visible: torch.Tensor | None = None  # bool: may objectives use it (confound_access)
+    rationale: torch.Tensor | None = None  # float token-level mask, 0 on special/pad tokens
+
+    def to(self, device: torch.device | str) -> "Batch":
+        return Batch(**{k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in self.__dict__.items()})
+
+    def select(self, idx: torch.Tensor) -> "Batch":
+        return Batch(**{k: (v[idx] if isinstance(v, torch.Tensor) else v) for k, v in self.__dict__.items()})
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def model_inputs(self) -> dict[str, torch.Tensor]:
+        out = {"input_ids": self.input_ids, "attention_mask": self.attention_mask}
+        if self.token_type_ids is not None:
+            out["token_type_ids"] = self.token_type_ids
+        return out
+
+
+@dataclass
+class ClassifierOutput:
+    logits: torch.Tensor
+    #: the sentence representation the head reads (pooler output, or [CLS] hidden state)
+    pooled: torch.Tensor
+
+
+class EncodedData(Protocol):
+    """A tokenized split the objectives can draw batches from."""
+
+    labels: torch.Tensor
+    confound: torch.Tensor  # -1 unknown
+    confound_visible: torch.Tensor  # bool
+
+    def __len__(self) -> int: ...
+    def batch(self, index: torch.Tensor | list[int]) -> Batch: ...
+
+
+@dataclass
+class ObjectiveContext:
+    """What an objective may see when it is bound to a run."""
+
+    model: nn.Module
+    train: EncodedData
+    num_labels: int
+    num_confounds: int
+    device: torch.device
+    generator: torch.Generator  # seeded, for the objective's own sampling
+    batch_size: int = 32
+
+
+@dataclass
+class Predictions:
+    """Model outputs on one split, for prediction-level metrics."""
+
+    split: str
+    logits: torch.Tensor  # (N, C) float
+    labels: torch.Tensor  # (N,)
+    confound: torch.Tensor | None = None  # (N,), -1 unknown
+    meta: dict[str, list[Any]] = field(default_factory=dict)
+    label_names: list[str] = field(default_factory=list)
+
+
+class BatchSource(Protocol):
+    def __call__(self, epoch: int) -> Iterator[Batch]: ...
