@@ -1,0 +1,188 @@
+"""Evaluation: logits of a model on a split, prediction-level metrics, mean ± sd over seeds,
+and the run's summary files."""
+from __future__ import annotations
+
+import contextlib
+import math
+import statistics
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping, Protocol
+
+import torch
+from torch import nn
+
+from recipe_engine.errors import UserError
+from recipe_engine.outputs import atomic_write_json, atomic_write_text
+from recipe_engine.table import decimals, fmt, mean_sd, order_keys
+from registry.base import Metric
+from registry.types import Batch, Predictions
+
+
+class EvalData(Protocol):
+    """A tokenized split that can be read in order."""
+
+    labels: torch.Tensor
+    confound: torch.Tensor | None
+
+    def loader(self, batch_size: int, shuffle: bool = False) -> Iterable[Batch]: ...
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """``model.eval()`` inside the block; every submodule's previous mode is restored after it."""
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for m, training in modes:
+            m.training = training
+
+
+def _logits(output: Any) -> torch.Tensor:
+    return output if isinstance(output, torch.Tensor) else output.logits
+
+
+def predict(
+    model: nn.Module,
+    data: EvalData,
+    batch_size: int,
+    device: torch.device | str,
+    autocast_dtype: torch.dtype | None = None,
+) -> torch.Tensor:
+    """Logits ``(N, C)`` on the CPU, row ``i`` for example ``i`` of ``data`` (placed by
+    ``batch.index``), computed in eval mode without gradients; half-precision autocast
+    logits come back as float32."""
+    device = torch.device(device)
+    n = len(data.labels)
+    out: torch.Tensor | None = None
+    seen = torch.zeros(n, dtype=torch.bool)
+    autocast = (
+        torch.autocast(device_type=device.type, dtype=autocast_dtype)
+        if autocast_dtype is not None
+        else contextlib.nullcontext()
+    )
+    with eval_mode(model), torch.no_grad(), autocast:
+        for batch in data.loader(batch_size, shuffle=False):
+            batch = batch.to(device)
+            logits = _logits(model(**batch.model_inputs())).detach()
+            if logits.dtype in (torch.float16, torch.bfloat16):
+                logits = logits.float()
+            if out is None:
+                out = torch.empty((n, logits.shape[-1]), dtype=logits.dtype)
+            index = batch.index.cpu()
+            out[index] = logits.cpu()
+            seen[index] = True
+    if out is None or not bool(seen.all()):
+        missing = n if out is None else int((~seen).sum())
+        raise RuntimeError(f"predict: the loader skipped {missing} of {n} examples")
+    return out
+
+
+def predictions(
+    model: nn.Module,
+    data: EvalData,
+    split: str,
+    batch_size: int,
+    device: torch.device | str,
+    label_names: list[str] | None = None,
+    autocast_dtype: torch.dtype | None = None,
+    meta: dict[str, list[Any]] | None = None,
+) -> Predictions:
+    """``predict`` plus the split's labels, confound (``None`` if absent) and meta columns."""
+    logits = predict(model, data, batch_size, device, autocast_dtype)
+    confound = getattr(data, "confound", None)
+    return Predictions(
+        split=split,
+        logits=logits,
+        labels=data.labels.detach().cpu().long(),
+        confound=None if confound is None else confound.detach().cpu().long(),
+        meta=dict(meta if meta is not None else getattr(data, "meta", {}) or {}),
+        label_names=list(label_names or []),
+    )
+
+
+def evaluate_predictions(preds: Predictions, metrics: Iterable[Metric]) -> dict[str, float]:
+    """Every prediction-level metric on ``preds`` as ``{"<split>/<key>": value}``.
+
+    Model-level metrics (``needs_model``) are skipped: the caller runs ``compute_model``.
+    Two metrics reporting the same key is an error.
+    """
+    out: dict[str, float] = {}
+    owner: dict[str, str] = {}
+    for metric in metrics:
+        if metric.needs_model:
+            continue
+        for key, value in metric.compute(preds).items():
+            full = f"{preds.split}/{key}"
+            if full in out:
+                raise UserError(
+                    f"metrics {owner[full]!r} and {metric.name!r} both report {full!r}; "
+                    "remove one of them from evaluation.metrics"
+                )
+            out[full], owner[full] = float(value), metric.name
+    return out
+
+
+def aggregate_seeds(per_seed: Mapping[int, Mapping[str, float]]) -> dict[str, dict[str, Any]]:
+    """``{key: {"mean", "sd", "n", "values": {seed: value}}}`` over the seeds that report ``key``.
+
+    ``sd`` is the sample standard deviation (ddof = 1), 0.0 for a single seed (NaN if its
+    value is NaN).  Keys come in
+    ``order_keys`` order, seeds ascending.
+    """
+    values: dict[str, dict[int, float]] = {}
+    for seed in sorted(per_seed):
+        for key, v in per_seed[seed].items():
+            values.setdefault(key, {})[seed] = float(v)
+    result = {}
+    for key in order_keys(values):
+        vals = list(values[key].values())
+        result[key] = {
+            "mean": statistics.fmean(vals),
+            "sd": statistics.stdev(vals) if len(vals) > 1 else (0.0 if math.isfinite(vals[0]) else math.nan),
+            "n": len(vals),
+            "values": values[key],
+        }
+    return result
+
+
+def summary_markdown(aggregate: Mapping[str, Mapping[str, Any]], meta: Mapping[str, Any]) -> str:
+    """``summary.md``: a title, the scalar ``meta`` entries, and a table
+    metric | mean ± sd | n | per-seed values."""
+    title = meta.get("recipe") or meta.get("name") or "run"
+    lines = [f"# {title}", ""]
+    for key, value in meta.items():
+        if isinstance(value, (str, int, float, bool)) or value is None:
+            lines.append(f"- {key}: {value}")
+        elif isinstance(value, (list, tuple)) and all(isinstance(v, (str, int, float)) for v in value):
+            lines.append(f"- {key}: {', '.join(map(str, value))}")
+    if len(lines) > 2:
+        lines.append("")
+    lines += ["| metric | mean ± sd | n | per-seed values |", "|---|---|---|---|"]
+    for key, stats in aggregate.items():
+        places = decimals(key, stats["mean"])
+        seeds = ", ".join(f"{seed}: {fmt(v, places)}" for seed, v in stats["values"].items())
+        lines.append(f"| {key} | {mean_sd(key, stats)} | {stats['n']} | {seeds} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_summary(
+    run_dir: str | Path,
+    per_seed: Mapping[int, Mapping[str, float]],
+    aggregate: Mapping[str, Mapping[str, Any]],
+    meta: Mapping[str, Any],
+) -> None:
+    """Write ``summary.json`` (meta, seeds, per-seed metrics, aggregate) and ``summary.md``
+    atomically into ``run_dir``."""
+    run_dir = Path(run_dir)
+    atomic_write_json(
+        run_dir / "summary.json",
+        {
+            "meta": dict(meta),
+            "seeds": sorted(per_seed),
+            "per_seed": {seed: dict(per_seed[seed]) for seed in sorted(per_seed)},
+            "aggregate": dict(aggregate),
+        },
+    )
+    atomic_write_text(run_dir / "summary.md", summary_markdown(aggregate, meta))
