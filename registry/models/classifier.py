@@ -53,11 +53,12 @@ class Classifier(nn.Module):
         """The pooled sentence representation (pooler tanh of [CLS], [CLS] state, or mean)."""
         ref = inputs_embeds if inputs_embeds is not None else self.input_embeddings().weight
         mask4 = additive_mask(attention_mask, ref.dtype) if attention_mask is not None else None
+        kwargs = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
         out = self.encoder(
             input_ids=None if inputs_embeds is not None else input_ids,
             inputs_embeds=inputs_embeds,
             attention_mask=mask4,
-            token_type_ids=token_type_ids,
+            **kwargs,
         )
         hidden = out.last_hidden_state
         if self.pooling == "pooler":

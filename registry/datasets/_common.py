@@ -1,0 +1,66 @@
+"""Helpers shared by the dataset components: JSONL reading, label mapping, did-you-mean."""
+from __future__ import annotations
+
+import difflib
+import gzip
+import json
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from recipe_engine.errors import UserError
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Rows of a UTF-8 JSONL file (``.gz`` transparently)."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def did_you_mean(name: str, options: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` or an empty string."""
+    match = difflib.get_close_matches(str(name), [str(o) for o in options], n=1, cutoff=0.5)
+    return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+def infer_names(values: Iterable[Any]) -> list[str]:
+    """Class names from raw values: sorted unique strings, or ``"0".."max"`` for integers."""
+    distinct = {v for v in values if v is not None}
+    if all(isinstance(v, (bool, int)) for v in distinct):
+        top = max((int(v) for v in distinct), default=-1)
+        return [str(i) for i in range(top + 1)]
+    return sorted(str(v) for v in distinct)
+
+
+def to_ids(values: Sequence[Any], names: list[str], *, file: str, setting: str, allow_missing: bool) -> list[int]:
+    """Map raw labels (strings, ints or bools) to indices into ``names``.
+
+    An int is taken as an index (it must be in range); a string must be one of ``names``.
+    ``None`` (and -1) become -1 when ``allow_missing``.
+    """
+    index = {n: i for i, n in enumerate(names)}
+    out: list[int] = []
+    for v in values:
+        if v is None or (isinstance(v, float) and v != v):
+            if not allow_missing:
+                raise UserError(f"{file}: a row has no value for the column mapped by {setting}; fix: fill it in or map another column")
+            out.append(-1)
+            continue
+        if isinstance(v, (bool, int)) or (isinstance(v, float) and v.is_integer()):
+            i = int(v)
+            if not (-1 if allow_missing else 0) <= i < len(names):
+                raise UserError(
+                    f"{file}: value {i} of the column mapped by {setting} is outside 0..{len(names) - 1} "
+                    f"(names: {names}); fix: correct the names list or the data"
+                )
+            out.append(i)
+            continue
+        s = str(v)
+        if s in index:
+            out.append(index[s])
+        else:
+            raise UserError(
+                f"{file}: value {s!r} of the column mapped by {setting} is not one of {names}"
+                f"{did_you_mean(s, names)}; fix: add it to the names list or correct the data"
+            )
+    return out

@@ -1,0 +1,26 @@
+"""Cross-entropy on the task label: the standard fine-tuning objective."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+from registry import register
+from registry.base import Objective
+from registry.types import Batch
+
+
+@register("objective", "cross_entropy")
+class CrossEntropy(Objective):
+    summary = "mean cross-entropy of the task label (standard fine-tuning)"
+    paper = "Han & Tsvetkov 2021, sec. 5 (vanilla finetuning baseline)"
+    equation = "L = -1/|B| sum_i log softmax(f(x_i))_{y_i}"
+
+    class Params(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        label_smoothing: float = Field(0.0, ge=0.0, lt=1.0, description="label smoothing of torch's cross_entropy")
+
+    def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
+        logits = model(**batch.model_inputs()).logits
+        return F.cross_entropy(logits.float(), batch.labels, label_smoothing=self.params.label_smoothing)
