@@ -1,0 +1,269 @@
+"""The ``recipe-engine`` command (also ``python -m recipe_engine``).
+
+Exit codes: 0 ok, 1 invalid recipe (or a different diff), 2 usage error.  User errors are
+printed as one message each, without a traceback (``--debug`` shows it).
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+import yaml
+
+import registry
+from recipe_engine.errors import RecipeErrors, UserError
+from registry import RegistryError
+
+EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="recipe-engine", description="Declarative recipes for removing spurious shortcuts from text classifiers.")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("ls", help="list registered components")
+    s.add_argument("kind", nargs="?", help="one of: " + ", ".join(registry.KINDS))
+
+    s = sub.add_parser("explain", help="params, formula, paper and requirements of a component")
+    s.add_argument("name")
+
+    s = sub.add_parser("validate", help="check recipes; print every error with file:line:col")
+    s.add_argument("recipes", nargs="+", help="files or globs")
+    s.add_argument("overrides", nargs="*", default=[], help=argparse.SUPPRESS)
+
+    s = sub.add_parser("show", help="print a recipe fully resolved")
+    s.add_argument("recipe")
+    s.add_argument("overrides", nargs="*", help="key.path=value or ~key.path")
+    s.add_argument("--schedule", action="store_true", help="print the compiled timeline")
+    s.add_argument("--provenance", action="store_true", help="print where every value comes from")
+
+    s = sub.add_parser("schema", help="JSON Schema of recipes, for editor completion")
+    s.add_argument("--out", help="write to this file instead of stdout")
+
+    s = sub.add_parser("run", help="train and evaluate a recipe")
+    s.add_argument("recipe")
+    s.add_argument("overrides", nargs="*", help="key.path=value or ~key.path")
+    s.add_argument("--seeds", help="comma-separated seeds, replacing the recipe's")
+    s.add_argument("--out", help="directory for the run folder (default: runtime.output_dir)")
+    s.add_argument("--resume", metavar="RUN", help="continue an interrupted run folder")
+    s.add_argument("--grid", action="append", default=[], metavar="KEY=A,B", help="sweep: one child run per combination")
+    s.add_argument("--max-steps", type=int, help=argparse.SUPPRESS)  # for tests: stop after N steps (simulated crash)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except RecipeErrors as exc:
+        print(exc.render(), file=sys.stderr)
+        return EXIT_INVALID
+    except (UserError, RegistryError) as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+# ---------------------------------------------------------------- ls / explain / schema
+def cmd_ls(args: argparse.Namespace) -> int:
+    from recipe_engine.table import format_table
+
+    reg = registry.load_all()
+    kinds = [registry.normalize_kind(args.kind)] if args.kind else list(registry.KINDS)
+    for kind in kinds:
+        rows = []
+        for name in reg.names(kind):
+            entry = reg.entry(kind, name)
+            rows.append([name, entry.cls.summary, entry.plugin or "built-in"])
+        print(f"{kind} ({len(rows)})")
+        if rows:
+            print(format_table(rows, ["name", "summary", "from"]))
+        print()
+    for problem in reg.plugin_errors:
+        print(f"warning: {problem}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    reg = registry.load_all()
+    found = reg.find(args.name)
+    if not found:
+        names = sorted({n for k in registry.KINDS for n in reg.names(k)})
+        import difflib
+
+        hint = difflib.get_close_matches(args.name, names, n=1)
+        raise UserError(f"no component named {args.name!r}" + (f"; did you mean {hint[0]!r}?" if hint else "") + "; see `recipe-engine ls`")
+    for kind, cls in found:
+        entry = reg.entry(kind, args.name)
+        print(f"{args.name}  ({kind[:-1]}, {entry.plugin or 'built-in'}: {entry.module})")
+        if cls.summary:
+            print(f"  {cls.summary}")
+        if cls.paper:
+            print(f"  paper:    {cls.paper}")
+        if cls.equation:
+            print(f"  equation: {cls.equation}")
+        print(f"  requires: {', '.join(cls.requires) or 'nothing beyond text and label'}")
+        fields = cls.Params.model_fields
+        print("  params:" + ("" if fields else " none"))
+        for fname, f in fields.items():
+            default = "required" if f.is_required() else f"default {json.dumps(_jsonable(f.get_default(call_default_factory=True)))}"
+            ann = getattr(f.annotation, "__name__", None) or str(f.annotation).replace("typing.", "")
+            print(f"    {f.alias or fname}: {ann} ({default})")
+            if f.description:
+                print(f"        {f.description}")
+        print()
+    return EXIT_OK
+
+
+def _jsonable(v: Any) -> Any:
+    try:
+        json.dumps(v)
+        return v
+    except TypeError:
+        return v.model_dump(mode="json") if hasattr(v, "model_dump") else str(v)
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from recipe_engine.schema import json_schema
+
+    text = json.dumps(json_schema(), indent=2)
+    if args.out:
+        from recipe_engine.outputs import atomic_write_text
+
+        atomic_write_text(Path(args.out), text + "\n")
+    else:
+        print(text)
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- validate / show
+def _expand(patterns: Sequence[str]) -> list[str]:
+    files: list[str] = []
+    for pat in patterns:
+        matches = sorted(glob.glob(pat, recursive=True)) if any(c in pat for c in "*?[") else [pat]
+        if not matches:
+            raise UserError(f"no recipe matches {pat!r}")
+        files.extend(matches)
+    return files
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from recipe_engine.resolve import resolve
+
+    patterns = [a for a in args.recipes + args.overrides if "=" not in a and not a.startswith("~")]
+    overrides = [a for a in args.recipes + args.overrides if "=" in a or a.startswith("~")]
+    status = EXIT_OK
+    for path in _expand(patterns):
+        if not Path(path).is_file():
+            print(f"{path}: no such file", file=sys.stderr)
+            status = EXIT_INVALID
+            continue
+        try:
+            resolved = resolve(path, overrides)
+        except RecipeErrors as exc:
+            print(exc.render(), file=sys.stderr)
+            status = EXIT_INVALID
+            continue
+        print(f"{path}: ok ({resolved.recipe.name}, fingerprint {resolved.fingerprint[:8]})")
+    return status
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from recipe_engine.resolve import resolve
+
+    resolved = resolve(args.recipe, args.overrides)
+    if args.schedule:
+        print(schedule_text(resolved))
+        return EXIT_OK
+    if args.provenance:
+        print(provenance_text(resolved))
+        return EXIT_OK
+    print(yaml.safe_dump(resolved.data, sort_keys=False, allow_unicode=True), end="")
+    return EXIT_OK
+
+
+def provenance_text(resolved: Any) -> str:
+    """Every leaf of the resolved recipe with where it came from."""
+    from recipe_engine.load import dotted
+    from recipe_engine.table import format_table
+
+    rows: list[list[str]] = []
+    raw = resolved.loaded.data
+
+    def walk(node: Any, path: tuple) -> None:
+        if isinstance(node, dict) and node:
+            for k, v in node.items():
+                walk(v, path + (k,))
+        elif isinstance(node, list) and node and any(isinstance(x, (dict, list)) for x in node):
+            for i, v in enumerate(node):
+                walk(v, path + (i,))
+        else:
+            origin = resolved.loaded.origins.get(path)
+            where = str(origin) if origin is not None and _present(raw, path) else "default"
+            rows.append([dotted(path, raw if _present(raw, path[:-1]) else None), _short(node), where])
+
+    walk(resolved.data, ())
+    return format_table(rows, ["path", "value", "from"])
+
+
+def _present(data: Any, path: tuple) -> bool:
+    cur = data
+    for p in path:
+        if isinstance(cur, dict) and p in cur:
+            cur = cur[p]
+        elif isinstance(cur, list) and isinstance(p, int) and p < len(cur):
+            cur = cur[p]
+        else:
+            return False
+    return True
+
+
+def _short(v: Any) -> str:
+    text = json.dumps(v) if not isinstance(v, str) else v
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def schedule_text(resolved: Any) -> str:
+    from recipe_engine.plan import DESCRIBE_HEADER, compile_timeline, describe
+    from recipe_engine.table import format_table
+    from registry.datasets.data_root import resolve_data_root
+
+    recipe = resolved.recipe
+    dataset = registry.build("datasets", recipe.data.name, recipe.data.params)
+    bundle = dataset.load(resolve_data_root(recipe.runtime.data_root))
+    n_train = len(bundle.splits[recipe.data.train_split])
+    per_epoch = math.ceil(n_train / recipe.data.batch_size)
+    tl = compile_timeline(recipe.schedule, per_epoch)
+    head = (f"{recipe.name}: {n_train} training examples, batch {recipe.data.batch_size} -> {per_epoch} steps/epoch; "
+            f"{tl.train_steps} train-data steps, {tl.total_steps} optimizer steps in {len(tl.segments)} segments")
+    return head + "\n" + format_table(describe(tl), DESCRIBE_HEADER)
+
+
+# ---------------------------------------------------------------- run
+def cmd_run(args: argparse.Namespace) -> int:
+    from recipe_engine.runner import run_command
+
+    return run_command(args)
+
+
+COMMANDS = {
+    "ls": cmd_ls,
+    "explain": cmd_explain,
+    "validate": cmd_validate,
+    "show": cmd_show,
+    "schema": cmd_schema,
+    "run": cmd_run,
+}
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,294 @@
+"""Load + validate a recipe: raw YAML tree -> typed Recipe, with every error rendered at its line.
+
+``resolve`` is the single entry point used by ``validate``, ``show``, ``run`` and ``diff``.
+"""
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from pydantic import BaseModel, ValidationError
+
+import registry
+from recipe_engine.errors import Origin, RecipeError, RecipeErrors
+from recipe_engine.load import LoadedRecipe, load_recipe, load_text, origin_of
+from recipe_engine.schema import METHOD_SECTIONS, recipe_model
+
+# the component kind that each slot of a recipe holds, by the key that leads to it
+_SLOT_KIND = {
+    "model": "models",
+    "data": "datasets",
+    "optimizer": "optimizers",
+    "scheduler": "schedulers",
+    "objectives": "objectives",
+    "metrics": "metrics",
+}
+
+
+@dataclass
+class Resolved:
+    recipe: Any  # the typed Recipe model
+    loaded: LoadedRecipe
+    fingerprint: str
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """The resolved recipe as plain data, every default written out."""
+        return self.recipe.model_dump(mode="json", by_alias=True)
+
+
+def fingerprint(recipe: BaseModel) -> str:
+    """sha256 of the method sections (not `runtime`, `name`, `description`) in canonical JSON."""
+    dumped = recipe.model_dump(mode="json", by_alias=True)
+    method = {k: dumped[k] for k in METHOD_SECTIONS}
+    return hashlib.sha256(json.dumps(method, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def resolve(path: str | Path, overrides: Sequence[str] = ()) -> Resolved:
+    """Load, merge, override and validate; raise ``RecipeErrors`` with every problem found."""
+    return resolve_loaded(load_recipe(path, overrides))
+
+
+def resolve_text(text: str, filename: str = "<string>", overrides: Sequence[str] = ()) -> Resolved:
+    return resolve_loaded(load_text(text, filename, overrides))
+
+
+def resolve_loaded(loaded: LoadedRecipe) -> Resolved:
+    errors = list(loaded.errors)
+    recipe = None
+    if not errors or isinstance(loaded.data, dict) and loaded.data:
+        try:
+            recipe = recipe_model().model_validate(loaded.data)
+        except ValidationError as exc:
+            errors.extend(_from_pydantic(exc, loaded))
+    if recipe is not None:
+        errors.extend(_semantic_checks(recipe, loaded))
+    if errors:
+        raise RecipeErrors(_dedupe(errors))
+    return Resolved(recipe, loaded, fingerprint(recipe))
+
+
+def _dedupe(errors: list[RecipeError]) -> list[RecipeError]:
+    seen, out = set(), []
+    for e in errors:
+        key = e.render()
+        if key not in seen:
+            seen.add(key)
+            out.append(e)
+    return out
+
+
+# ---------------------------------------------------------------- pydantic errors -> ours
+def _data_path(loc: tuple, data: Any) -> tuple:
+    """Pydantic's loc -> a path into the raw data (drop union tags and model names)."""
+    path: list = []
+    cur = data
+    for elem in loc:
+        if isinstance(cur, dict):
+            if elem in cur:
+                path.append(elem)
+                cur = cur[elem]
+            elif isinstance(elem, str) and cur.get("name") == elem:
+                continue  # discriminated-union tag
+            elif isinstance(elem, str) and ("[" in elem or elem.startswith(("function-", "list[", "int", "float", "str", "bool"))):
+                continue  # union member label, e.g. 'int' or 'Length'
+            elif isinstance(elem, str) and elem[:1].isupper():
+                continue  # a model name inside a non-discriminated union
+            else:
+                path.append(elem)
+                cur = None
+        elif isinstance(cur, list) and isinstance(elem, int):
+            path.append(elem)
+            cur = cur[elem] if elem < len(cur) else None
+        elif isinstance(elem, str) and (elem[:1].isupper() or elem in ("int", "float", "str", "bool", "list[int]") or "[" in elem):
+            continue
+        else:
+            path.append(elem)
+            cur = None
+    return tuple(path)
+
+
+def _slot_kind(path: tuple) -> str | None:
+    for elem in reversed(path):
+        if isinstance(elem, str) and elem in _SLOT_KIND:
+            return _SLOT_KIND[elem]
+    return None
+
+
+def _from_pydantic(exc: ValidationError, loaded: LoadedRecipe) -> list[RecipeError]:
+    out: list[RecipeError] = []
+    for err in exc.errors(include_url=False):
+        path = _data_path(err["loc"], loaded.data)
+        typ, msg, value = err["type"], err["msg"], err.get("input")
+        if typ == "extra_forbidden":
+            known = known_keys(path[:-1], loaded.data)
+            msg = f"unknown key {path[-1]!r}; remove it or fix its spelling"
+            hint = difflib.get_close_matches(str(path[-1]), known, n=1, cutoff=0.6) if known else []
+            if hint:
+                msg += f" (did you mean {hint[0]!r}?)"
+            elif known:
+                msg += f"; allowed: {', '.join(known)}"
+        elif typ == "union_tag_invalid":
+            kind = _slot_kind(path) or "components"
+            tag = err.get("ctx", {}).get("tag", value)
+            msg = registry.load_all().unknown_message(kind, str(tag))
+            path = path + ("name",)
+        elif typ == "union_tag_not_found":
+            kind = _slot_kind(path) or "components"
+            msg = f"missing 'name'; name a registered {kind[:-1]}: " + ", ".join(registry.load_all().names(kind))
+        elif typ == "missing":
+            msg = f"missing required key {path[-1]!r}"
+        elif typ == "value_error":
+            msg = msg.removeprefix("Value error, ")
+        elif typ == "literal_error":
+            msg = f"{msg}, got {value!r}"
+            hint = _literal_hint(err, value)
+            if hint:
+                msg += f" (did you mean {hint!r}?)"
+        else:
+            msg = f"{msg[0].lower()}{msg[1:]}, got {value!r}" if not isinstance(value, (dict, list)) else f"{msg[0].lower()}{msg[1:]}"
+            if typ in ("greater_than", "greater_than_equal") and isinstance(value, (int, float)):
+                msg += "; use a positive value"
+        out.append(RecipeError(msg, dotted_path(path, loaded.data), origin_of(loaded, path)))
+    return out
+
+
+def _literal_hint(err: dict, value: Any) -> str | None:
+    expected = err.get("ctx", {}).get("expected", "")
+    options = [o.strip().strip("'\"") for o in expected.replace(" or ", ",").split(",") if o.strip()]
+    match = difflib.get_close_matches(str(value), options, n=1, cutoff=0.5)
+    return match[0] if match else None
+
+
+def dotted_path(path: tuple, data: Any) -> str:
+    from recipe_engine.load import dotted
+
+    return dotted(path, data)
+
+
+# ---------------------------------------------------------------- allowed keys at a path
+def _unwrap(ann: Any, node: Any) -> Any:
+    """Strip Optional/Annotated/Union, picking the union member that fits ``node``."""
+    while True:
+        origin = typing.get_origin(ann)
+        if origin is typing.Annotated:
+            ann = typing.get_args(ann)[0]
+            continue
+        if origin is typing.Union:
+            members = [a for a in typing.get_args(ann) if a is not type(None)]
+            picked = None
+            for m in members:
+                inner = _unwrap(m, node)
+                if isinstance(inner, type) and issubclass(inner, BaseModel) and isinstance(node, dict):
+                    name_field = inner.model_fields.get("name")
+                    if name_field is not None and typing.get_origin(name_field.annotation) is typing.Literal:
+                        if node.get("name") in typing.get_args(name_field.annotation):
+                            picked = inner
+                            break
+                    elif picked is None:
+                        picked = inner
+                elif typing.get_origin(inner) is list and isinstance(node, list) and picked is None:
+                    picked = inner
+            return picked
+        return ann
+
+
+def known_keys(path: tuple, data: Any) -> list[str]:
+    """The keys the schema allows in the mapping at ``path`` (for did-you-mean)."""
+    ann: Any = recipe_model()
+    node = data
+    for elem in path:
+        ann = _unwrap(ann, node)
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            field = next((f for k, f in ann.model_fields.items() if (f.alias or k) == elem), None)
+            if field is None:
+                return []
+            ann = field.annotation
+        elif typing.get_origin(ann) is list:
+            ann = typing.get_args(ann)[0]
+        else:
+            return []
+        node = node.get(elem) if isinstance(node, dict) else (node[elem] if isinstance(node, list) and isinstance(elem, int) and elem < len(node) else None)
+    ann = _unwrap(ann, node)
+    if isinstance(ann, type) and issubclass(ann, BaseModel):
+        return [f.alias or k for k, f in ann.model_fields.items()]
+    return []
+
+
+# ---------------------------------------------------------------- checks across sections
+def _semantic_checks(recipe: Any, loaded: LoadedRecipe) -> list[RecipeError]:
+    errors: list[RecipeError] = []
+    data = loaded.data
+
+    def err(path: tuple, message: str) -> None:
+        errors.append(RecipeError(message, dotted_path(path, data), origin_of(loaded, path)))
+
+    dataset = registry.build("datasets", recipe.data.name, recipe.data.params)
+    columns = dataset.columns()
+    splits = dataset.split_names()
+
+    def check_requires(kind: str, name: str, path: tuple) -> None:
+        cls = registry.get(kind, name)
+        for col in cls.requires:
+            if col not in columns:
+                err(path, f"{kind[:-1]} {name!r} requires a {col!r} column, which dataset {recipe.data.name!r} "
+                          f"does not provide (it has: {', '.join(sorted(columns))}); use a dataset with one, "
+                          f"or map one in data.params.columns.{col}")
+
+    ids: dict[str, tuple] = {}
+
+    def walk(phases: list, raw_path: tuple) -> bool:
+        """Check phases; return whether any leaf draws from the training data."""
+        draws_train = False
+        for i, ph in enumerate(phases):
+            p = raw_path + (i,)
+            if ph.id in ids:
+                err(p + ("id",), f"duplicate phase id {ph.id!r} (also at {origin_of(loaded, ids[ph.id] + ('id',))}); phase ids must be unique")
+            ids[ph.id] = p
+            if ph.phases:
+                child_train = walk(ph.phases, p + ("phases",))
+                draws_train |= child_train
+                if ph.repeat == "until_end" and not child_train:
+                    err(p + ("repeat",), "repeat: until_end needs a nested phase that trains on the training data, or it never ends; use a number")
+                if ph.repeat == "until_end" and recipe.schedule.length is None:
+                    err(p + ("repeat",), "repeat: until_end needs schedule.length (e.g. length: {epochs: 10})")
+                continue
+            if ph.until == "end" and recipe.schedule.length is None:
+                err(p + ("until",), "until: end needs schedule.length (e.g. length: {epochs: 10})")
+            term_ids: set[str] = set()
+            own_sources = 0
+            for j, term in enumerate(ph.objectives):
+                tid = term.id or term.name
+                if tid in term_ids:
+                    err(p + ("objectives", j), f"two terms with id {tid!r} in one phase; give one an `id`")
+                term_ids.add(tid)
+                check_requires("objectives", term.name, p + ("objectives", j, "name"))
+                obj = registry.build("objectives", term.name, term.params)
+                if obj.steps_per_epoch() is not None:
+                    own_sources += 1
+            if own_sources > 1:
+                err(p + ("objectives",), "at most one term of a phase may bring its own data (e.g. influence_tuning); split them into phases")
+            if own_sources == 0:
+                draws_train = True
+        return draws_train
+
+    walk(recipe.schedule.phases, ("schedule", "phases"))
+    for j, metric in enumerate(recipe.evaluation.metrics):
+        check_requires("metrics", metric.name, ("evaluation", "metrics", j, "name"))
+    for j, split in enumerate(recipe.evaluation.splits):
+        if split not in splits:
+            hint = difflib.get_close_matches(split, splits, n=1)
+            err(("evaluation", "splits", j), f"dataset {recipe.data.name!r} has no split {split!r}; it has {', '.join(splits)}"
+                + (f" (did you mean {hint[0]!r}?)" if hint else ""))
+    if recipe.data.train_split not in splits:
+        err(("data", "train_split"), f"dataset {recipe.data.name!r} has no split {recipe.data.train_split!r}; it has {', '.join(splits)}")
+    return errors
+
+
+def origin_for(resolved: Resolved, path: tuple) -> Origin:
+    return origin_of(resolved.loaded, path)

@@ -1,0 +1,197 @@
+"""The recipe schema: Pydantic models assembled from the registry.
+
+Every component slot is a union of ``{name: Literal[<registered>], params: <its Params>}``
+models, discriminated by ``name``; so a plugin that registers an objective is accepted by
+``validate`` and appears in ``recipe-engine schema`` without touching this file.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Annotated, Any, Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+
+import registry
+from registry import Component
+
+Unit = Literal["step", "epoch"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Length(Strict):
+    """A length in steps or in epochs (exactly one)."""
+
+    steps: Optional[Annotated[int, Field(gt=0)]] = Field(None, description="number of optimizer steps")
+    epochs: Optional[Annotated[int, Field(gt=0)]] = Field(None, description="number of passes over the phase's data")
+
+    @model_validator(mode="after")
+    def _one(self) -> "Length":
+        if (self.steps is None) == (self.epochs is None):
+            raise ValueError("give exactly one of 'steps' or 'epochs'")
+        return self
+
+
+PositiveInt = Annotated[int, Field(gt=0, description="a positive count, in the schedule's unit")]
+LengthSpec = Union[PositiveInt, Length]
+
+
+class Ramp(Strict):
+    """A weight that moves linearly from ``from`` to ``to`` over the first ``over`` steps of its phase."""
+
+    from_: float = Field(alias="from", description="weight at the start of the phase")
+    to: float = Field(description="weight after `over` steps")
+    over: Annotated[int, Field(gt=0)] = Field(description="steps of the ramp, counted from the phase start")
+
+    def at(self, step_in_phase: int) -> float:
+        t = min(max(step_in_phase / self.over, 0.0), 1.0)
+        return self.from_ + (self.to - self.from_) * t
+
+
+def _component(kind: str, name: str, cls: type[Component], extra: dict[str, Any] | None = None) -> type[BaseModel]:
+    fields: dict[str, Any] = {
+        "name": (Literal[name], Field(description=cls.summary or name)),  # type: ignore[valid-type]
+        "params": (cls.Params, Field(default_factory=cls.Params, description=f"params of {kind[:-1]} '{name}'")),
+    }
+    fields.update(extra or {})
+    model = create_model(f"{kind}_{name}", __base__=Strict, **fields)
+    model.__doc__ = cls.summary
+    return model
+
+
+def _union(kind: str, extra: dict[str, Any] | None = None) -> Any:
+    reg = registry.load_all()
+    members = [_component(kind, n, reg.get(kind, n), extra) for n in reg.names(kind)]
+    if not members:
+        raise RuntimeError(f"no {kind} registered")
+    if len(members) == 1:
+        return members[0]
+    return Annotated[Union[tuple(members)], Field(discriminator="name")]
+
+
+def recipe_model() -> type[BaseModel]:
+    """The Recipe model for what is registered now (rebuilt when the registry changes)."""
+    reg = registry.load_all()
+    return _recipe_model(tuple((k, tuple(reg.names(k))) for k in registry.KINDS))
+
+
+@lru_cache(maxsize=4)
+def _recipe_model(_snapshot: tuple) -> type[BaseModel]:
+    Model = _union("models")
+    Dataset = _union("datasets")
+    Metric = _union("metrics", {"id": (Optional[str], Field(None, description="defaults to the metric name"))})
+    Scheduler = _union("schedulers")
+    Term = _union(
+        "objectives",
+        {
+            "id": (Optional[str], Field(None, description="defaults to the objective name")),
+            "weight": (Union[float, Ramp], Field(1.0, description="a number, or a ramp {from, to, over}")),
+        },
+    )
+    Optimizer = _union(
+        "optimizers",
+        {
+            "scheduler": (Optional[Scheduler], Field(None, description="learning-rate schedule")),
+            "clip_grad_norm": (
+                Optional[Annotated[float, Field(gt=0)]],
+                Field(1.0, description="global gradient-norm clip; null disables"),
+            ),
+            "reset_state": (
+                Union[bool, Literal["all"]],
+                Field(False, description="reset this optimizer's moments after each round of the phase; 'all' resets every optimizer (the influence-tuning reference code)"),
+            ),
+        },
+    )
+
+    class Phase(Strict):
+        """One phase of the schedule: a leaf with objectives, or a `repeat` of nested phases."""
+
+        id: str = Field(description="unique id; used by extends/merge, diff and logs")
+        for_: Optional[LengthSpec] = Field(None, alias="for", description="length: N (schedule unit) or {steps|epochs: N}")
+        until: Optional[Literal["end"]] = Field(None, description="run until the schedule length is used up")
+        repeat: Optional[Union[Annotated[int, Field(gt=0)], Literal["until_end"]]] = Field(None, description="repeat the nested phases N times or until the schedule length is used up")
+        phases: Optional[list["Phase"]] = Field(None, description="nested phases of a repeat")
+        objectives: Optional[list[Term]] = Field(None, description="terms summed at every step of this phase")  # type: ignore[valid-type]
+        optimizer: Optional[Optimizer] = Field(None, description="this phase's own optimizer (kept across repeats)")  # type: ignore[valid-type]
+        min_remaining: Annotated[int, Field(ge=0)] = Field(0, description="skip this phase when fewer train steps than this remain")
+
+        @model_validator(mode="after")
+        def _shape(self) -> "Phase":
+            if self.repeat is not None or self.phases is not None:
+                if self.repeat is None or not self.phases:
+                    raise ValueError("a repeat phase needs both 'repeat' and a non-empty 'phases' list")
+                if self.objectives or self.for_ is not None or self.until is not None or self.optimizer is not None:
+                    raise ValueError("a repeat phase holds only 'repeat' and 'phases'; put objectives in its nested phases")
+            else:
+                if not self.objectives:
+                    raise ValueError("a phase needs 'objectives' (or 'repeat' with nested 'phases')")
+                if (self.for_ is None) == (self.until is None):
+                    raise ValueError("a phase needs exactly one of 'for: N' or 'until: end'")
+            return self
+
+    class Schedule(Strict):
+        unit: Unit = Field("step", description="unit of a bare `for: N`")
+        length: Optional[LengthSpec] = Field(None, description="total train-data steps/epochs; needed by `until: end` and `repeat: until_end`")
+        phases: Annotated[list[Phase], Field(min_length=1)] = Field(description="ordered phases")
+
+    class Data(Strict):
+        confound_access: Annotated[float, Field(ge=0.0, le=1.0)] = Field(1.0, description="fraction of training examples whose confound the objectives may see (paper Table 3)")
+        max_length: Annotated[int, Field(gt=0)] = Field(128, description="tokens per example after truncation")
+        batch_size: Annotated[int, Field(gt=0)] = Field(32, description="training batch size")
+        eval_batch_size: Annotated[int, Field(gt=0)] = Field(128, description="evaluation batch size")
+        train_split: str = Field("train", description="split used for training")
+
+    # the data section is the dataset component plus these data options
+    DataRef = _union("datasets", {k: (f.annotation, f) for k, f in Data.model_fields.items()})
+
+    class Evaluation(Strict):
+        splits: list[str] = Field(default_factory=lambda: ["dev", "test"], description="splits evaluated at the end")
+        metrics: list[Metric] = Field(  # type: ignore[valid-type]
+            default_factory=lambda: [{"name": "accuracy"}, {"name": "group_accuracy"}], validate_default=True,
+            description="metrics computed on every split (model-level ones on the training set)",
+        )
+        every: Optional[Length] = Field(None, description="also evaluate during training, every N steps")
+        select: Optional[str] = Field(None, description="metric used to pick the best run of a sweep, e.g. dev/accuracy")
+
+    class Runtime(Strict):
+        device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when present, else CPU")
+        precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="auto: bf16 autocast on GPU, fp32 on CPU")
+        data_root: Optional[str] = Field(None, description="where datasets live; else $RECIPE_ENGINE_DATA_ROOT, else ../shared/data")
+        output_dir: str = Field("outputs", description="run folders go under this directory")
+        tensorboard: bool = Field(True, description="write TensorBoard scalars")
+        log_every: Annotated[int, Field(gt=0)] = Field(10, description="steps between metrics.jsonl records")
+        checkpoint_every: Optional[Annotated[int, Field(gt=0)]] = Field(None, description="steps between checkpoints (always one at the end of each phase)")
+        progress: bool = Field(True, description="progress bar with ETA")
+        threads: Optional[Annotated[int, Field(gt=0)]] = Field(None, description="torch CPU threads")
+
+    class Recipe(Strict):
+        name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")] = Field(description="run folders are named after it")
+        description: str = Field("", description="free text")
+        seeds: Annotated[list[int], Field(min_length=1)] = Field(default_factory=lambda: [2021], description="one training run per seed")
+        model: Model = Field(description="encoder + classification head")  # type: ignore[valid-type]
+        data: DataRef = Field(description="dataset with confound annotations, and data options")  # type: ignore[valid-type]
+        optimizer: Optimizer = Field(description="main optimizer, used by phases without their own")  # type: ignore[valid-type]
+        schedule: Schedule
+        evaluation: Evaluation = Field(default_factory=Evaluation)
+        runtime: Runtime = Field(default_factory=Runtime)
+
+    Phase.model_rebuild()
+    Recipe.model_rebuild()
+    return Recipe
+
+
+#: top-level sections that define the method (fingerprinted); `runtime` does not
+METHOD_SECTIONS = ("seeds", "model", "data", "optimizer", "schedule", "evaluation")
+
+
+def json_schema() -> dict[str, Any]:
+    schema = recipe_model().model_json_schema(by_alias=True)
+    schema["$schema"] = "http://json-schema.org/draft-07/schema#"
+    schema["title"] = "recipe-engine recipe"
+    schema.setdefault("properties", {})["extends"] = {
+        "description": "base recipe(s) to deep-merge under this one",
+        "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
+    }
+    return schema
