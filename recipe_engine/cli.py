@@ -54,11 +54,31 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--resume", metavar="RUN", help="continue an interrupted run folder")
     s.add_argument("--grid", action="append", default=[], metavar="KEY=A,B", help="sweep: one child run per combination")
     s.add_argument("--max-steps", type=int, help=argparse.SUPPRESS)  # for tests: stop after N steps (simulated crash)
+
+    s = sub.add_parser("diff", help="semantic diff of two recipes or run folders (exit 0 same method, 1 different, 2 error)")
+    s.add_argument("a", help="recipe file or run folder")
+    s.add_argument("b", help="recipe file or run folder")
+    s.add_argument("--format", choices=("text", "json", "markdown"), default="text")
+
+    s = sub.add_parser("compare", help="table of runs (or a study) with mean ± sd over seeds and p-values vs a baseline")
+    s.add_argument("runs", nargs="+", metavar="RUN", help="run folders, or a study folder from run --grid")
+    s.add_argument("--baseline", metavar="RUN", help="run folder or name to test against (default: the first)")
+    s.add_argument("--metrics", help="comma-separated metrics, e.g. test/accuracy,train/cid (default: test accuracy and CID)")
+    s.add_argument("--test", choices=("welch", "paired", "bootstrap"), default="welch", help="significance test over seeds")
+    s.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples")
+    s.add_argument("--bootstrap-seed", type=int, default=0, help="seed of the bootstrap resampling")
+    s.add_argument("--format", choices=("text", "markdown", "csv", "json"), default="text")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # overrides written after an option, e.g. `run R --resume X a.b=1`
+        if hasattr(args, "overrides") and all("=" in e or e.startswith("~") for e in extra):
+            args.overrides = list(args.overrides) + extra
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return COMMANDS[args.command](args)
     except RecipeErrors as exc:
@@ -256,6 +276,27 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run_command(args)
 
 
+# ---------------------------------------------------------------- diff / compare
+def cmd_diff(args: argparse.Namespace) -> int:
+    from recipe_engine.diff import EXIT_ERROR, diff_paths
+
+    try:
+        text, code = diff_paths(args.a, args.b, args.format)
+    except RecipeErrors as exc:
+        print(exc.render(), file=sys.stderr)
+        return EXIT_ERROR
+    print(text)
+    return code
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from recipe_engine.compare import compare_paths
+
+    print(compare_paths(args.runs, baseline=args.baseline, metrics=args.metrics, test=args.test, fmt_name=args.format,
+                        resamples=args.resamples, seed=args.bootstrap_seed))
+    return EXIT_OK
+
+
 COMMANDS = {
     "ls": cmd_ls,
     "explain": cmd_explain,
@@ -263,6 +304,8 @@ COMMANDS = {
     "show": cmd_show,
     "schema": cmd_schema,
     "run": cmd_run,
+    "diff": cmd_diff,
+    "compare": cmd_compare,
 }
 
 if __name__ == "__main__":

@@ -105,8 +105,8 @@ def _data_path(loc: tuple, data: Any) -> tuple:
         elif isinstance(cur, list) and isinstance(elem, int):
             path.append(elem)
             cur = cur[elem] if elem < len(cur) else None
-        elif isinstance(elem, str) and (elem[:1].isupper() or elem in ("int", "float", "str", "bool", "list[int]") or "[" in elem):
-            continue
+        elif isinstance(elem, str) and cur is not None and not isinstance(cur, (dict, list)):
+            continue  # a scalar has no children: this is a union member label such as 'constrained-int'
         else:
             path.append(elem)
             cur = None
@@ -120,9 +120,24 @@ def _slot_kind(path: tuple) -> str | None:
     return None
 
 
+def _union_branch_noise(errors: list[dict]) -> list[dict]:
+    """Of the errors a union produces for one value, drop the branches that could not apply
+    (e.g. 'should be a dictionary' for an int, when the int branch has its own error)."""
+    by_input: dict[int, int] = {}
+    for e in errors:
+        by_input[id(e.get("input"))] = by_input.get(id(e.get("input")), 0) + 1
+    keep = []
+    for e in errors:
+        wrong_shape = e["type"] in ("model_type", "dict_type", "model_attributes_type", "list_type") and not isinstance(e.get("input"), (dict, list))
+        if wrong_shape and by_input[id(e.get("input"))] > 1:
+            continue
+        keep.append(e)
+    return keep
+
+
 def _from_pydantic(exc: ValidationError, loaded: LoadedRecipe) -> list[RecipeError]:
     out: list[RecipeError] = []
-    for err in exc.errors(include_url=False):
+    for err in _union_branch_noise(exc.errors(include_url=False)):
         path = _data_path(err["loc"], loaded.data)
         typ, msg, value = err["type"], err["msg"], err.get("input")
         if typ == "extra_forbidden":

@@ -252,11 +252,11 @@ def train_seed(recipe: Any, bundle: DatasetBundle, seed: int, seed_dir: Path, *,
             global_step += 1
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix({"phase": seg.phase_id, **{k: f"{float(v):.4f}" for k, v in parts.items()}}, refresh=False)
+                bar.set_postfix({"phase": seg.phase_id, **{k: f"{float(v.detach()):.4f}" for k, v in parts.items()}}, refresh=False)
             if global_step % recipe.runtime.log_every == 0 or step == seg.steps - 1:
                 record = {"event": "train", "step": global_step, "segment": seg.index, "phase": seg.path,
-                          "loss": float(loss), "lr": opt.param_groups[0]["lr"],
-                          **{f"loss/{k}": float(v) for k, v in parts.items()}}
+                          "loss": float(loss.detach()), "lr": opt.param_groups[0]["lr"],
+                          **{f"loss/{k}": float(v.detach()) for k, v in parts.items()}}
                 for t, obj in terms:
                     record.update({f"{t.id}/{k}": v for k, v in obj.logs().items()})
                 append_jsonl(metrics_path, record)
