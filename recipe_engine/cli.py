@@ -92,6 +92,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `recipe-engine show R | head`
+        sys.stderr.close()
+        return EXIT_OK
 
 
 # ---------------------------------------------------------------- ls / explain / schema
