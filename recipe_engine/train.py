@@ -284,12 +284,17 @@ def train_seed(recipe: Any, bundle: DatasetBundle, seed: int, seed_dir: Path, *,
         bar.close()
 
     # --- final evaluation
-    metrics = evaluate_model(recipe, model, evals, bundle, ctx, device, autocast)
+    kept: dict[str, Any] = {}
+    metrics = evaluate_model(recipe, model, evals, bundle, ctx, device, autocast, keep=kept)
+    (seed_dir / "eval").mkdir(exist_ok=True)
+    for split, preds in kept.items():  # for the reliability diagram and later analyses
+        tmp = seed_dir / "eval" / f"{split}_logits.pt.tmp"
+        torch.save({"logits": preds.logits.float().cpu(), "labels": preds.labels.cpu()}, tmp)
+        os.replace(tmp, seed_dir / "eval" / f"{split}_logits.pt")
     if writer is not None:
         for k, v in metrics.items():
             writer.add_scalar(f"final/{k}", v, global_step)
         writer.close()
-    (seed_dir / "eval").mkdir(exist_ok=True)
     atomic_write_json(seed_dir / "eval" / "metrics.json", {"seed": seed, "step": global_step, "metrics": metrics})
     return SeedResult(seed, metrics)
 
@@ -318,7 +323,8 @@ def _own_batches(source: Any, seg: Segment) -> Iterator:
 
 
 def evaluate_model(recipe: Any, model: nn.Module, evals: dict[str, EncodedSplit], bundle: DatasetBundle,
-                   ctx: ObjectiveContext, device: torch.device, autocast: Any, splits: tuple[str, ...] | None = None) -> dict[str, float]:
+                   ctx: ObjectiveContext, device: torch.device, autocast: Any, splits: tuple[str, ...] | None = None,
+                   keep: dict[str, Any] | None = None) -> dict[str, float]:
     """Prediction metrics on each evaluation split, model-level metrics (e.g. CID) on train."""
     was_training = model.training
     metrics = [registry.build("metrics", m.name, m.params) for m in recipe.evaluation.metrics]
@@ -330,6 +336,8 @@ def evaluate_model(recipe: Any, model: nn.Module, evals: dict[str, EncodedSplit]
             preds = predictions(model, data, split=name, batch_size=recipe.data.eval_batch_size, device=device,
                                 meta=bundle.splits[name].meta, label_names=bundle.label_names)
         out.update(evaluate_predictions(preds, [m for m in metrics if not m.needs_model]))
+        if keep is not None:
+            keep[name] = preds
     for m in metrics:
         if m.needs_model:
             model.eval()

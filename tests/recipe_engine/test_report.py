@@ -1,0 +1,252 @@
+"""report.html: content checks, and a render in headless Chromium (no console errors, every
+plot decoded).  Chromium is driven over the DevTools protocol on a pipe (fds 3 and 4), so no
+port, no websocket library and no network are involved."""
+import base64
+import io
+import json
+import os
+import re
+import select
+import shutil
+import subprocess
+import time
+
+import pytest
+import torch
+import yaml
+
+from recipe_engine.report import run_report_html, write_report, write_run_report
+
+SEEDS = (2021, 2022)
+PLOT_IDS = ("plot-train-loss", "plot-cid", "plot-group-accuracy", "plot-reliability")
+
+
+def make_run(root, *, with_logits=True, with_attributions=True, with_cid=True):
+    """A finished run folder written by hand: what runner/train write, without training."""
+    run = root / "textlen-influence" / "20240101-000000-abcdef12"
+    run.mkdir(parents=True)
+    (run / "resolved.yaml").write_text(yaml.safe_dump({"name": "textlen-influence", "description": "a <b>test</b> run"}))
+    (run / "run.json").write_text(json.dumps({
+        "command": "recipe-engine run x.yaml", "fingerprint": "abcdef12" * 8, "seeds": list(SEEDS),
+        "environment": {"git_sha": "0123456789abcdef", "git_dirty": True, "device": "cpu", "world_size": 1},
+    }))
+    per_seed = {}
+    g = torch.Generator().manual_seed(0)
+    for k, seed in enumerate(SEEDS):
+        sd = run / f"seed-{seed}"
+        (sd / "eval").mkdir(parents=True)
+        lines = []
+        for step in range(10, 110, 10):
+            rec = {"event": "train", "step": step, "segment": 0, "phase": "alternate[0]/label", "loss": 1.0 / step,
+                   "lr": 2e-5, "loss/cross_entropy": 1.0 / step}
+            if step % 50 == 0:
+                rec["loss/influence_tuning"] = 0.5 / step
+            lines.append(json.dumps(rec))
+            if with_cid and step % 20 == 0:
+                lines.append(json.dumps({"event": "eval", "step": step, "dev/accuracy": 70.0 + step / 10,
+                                         "train/cid": 0.1 / (1 + step / 20) + 0.01 * k}))
+        lines.append('{"event": "train", "step": 1')  # cut short by a crash: skipped
+        (sd / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+        metrics = {"test/accuracy": 80.0 + k, "test/worst_group": 60.0 + k, "dev/accuracy": 81.0 + k,
+                   "test/group/short/0": 90.0 - k, "test/group/short/1": 60.0 + k,
+                   "test/group/long/0": 65.0, "test/group/long/1": 92.0, "train/cid": 0.03}
+        per_seed[str(seed)] = metrics
+        (sd / "eval" / "metrics.json").write_text(json.dumps({"seed": seed, "metrics": metrics}))
+        if with_logits:
+            torch.save({"logits": torch.randn(64, 2, generator=g) * 3, "labels": torch.randint(0, 2, (64,), generator=g)},
+                       sd / "eval" / "test_logits.pt")
+        if with_attributions:
+            (sd / "eval" / "attributions.json").write_text(json.dumps([
+                {"tokens": ["[CLS]", "Positive", ".", "EU", "rejects", "<script>", "[SEP]"],
+                 "scores": [0.0, 0.9, 0.1, -0.3, 0.2, -0.05, 0.0], "label": 1, "pred": 1},
+                {"tokens": ["[CLS]", "Negative", ".", "Peter", "[SEP]"], "scores": [0, 0.7, 0.05, -0.2, 0], "label": 0, "pred": 0},
+            ]))
+    (run / "summary.json").write_text(json.dumps({"meta": {"recipe": "textlen-influence"}, "seeds": list(SEEDS),
+                                                  "per_seed": per_seed}))
+    return run
+
+
+def data_uris(html: str) -> dict[str, bytes]:
+    return {m.group(1): base64.b64decode(m.group(2))
+            for m in re.finditer(r'<img id="([^"]+)"[^>]*src="data:image/png;base64,([^"]+)"', html)}
+
+
+def test_report_has_every_plot_and_is_self_contained(tmp_path):
+    run = make_run(tmp_path)
+    path = write_run_report(run)
+    assert path == run / "report.html"
+    html = path.read_text()
+    images = data_uris(html)
+    assert set(images) == set(PLOT_IDS)
+    import matplotlib.image
+
+    for png in images.values():
+        assert png.startswith(b"\x89PNG") and matplotlib.image.imread(io.BytesIO(png), format="png").shape[0] > 100
+    for pid in PLOT_IDS:
+        assert re.search(rf'<img id="{pid}" class="plot" alt="[^"]+"', html)
+    assert 'id="attr-2021-0"' in html and 'id="attr-2021-1"' in html
+    assert "&lt;script&gt;" in html and "<script" not in html  # tokens and text are escaped
+    assert "a &lt;b&gt;test&lt;/b&gt; run" in html
+    assert not re.search(r'(src|href)="(https?:)?//', html)  # nothing fetched
+    assert "loss/influence_tuning" not in html and "influence_tuning" in html  # a panel per term id
+    assert "80.50 ± 0.71" in html  # test/accuracy mean ± sd over the two seeds
+
+
+def test_missing_inputs_are_explained_not_fatal(tmp_path):
+    run = make_run(tmp_path, with_logits=False, with_attributions=False, with_cid=False)
+    (run / "seed-2021" / "metrics.jsonl").write_text("not json\n")
+    html = run_report_html(run)
+    assert "no test logits saved (seed-*/eval/test_logits.pt), so no reliability diagram" in html
+    assert "no token attributions saved (seed-*/eval/attributions.json)" in html
+    assert "no CID evaluations during training" in html
+    assert set(data_uris(html)) == {"plot-train-loss", "plot-group-accuracy"}
+
+
+def test_damaged_file_does_not_fail_the_report(tmp_path):
+    run = make_run(tmp_path)
+    (run / "seed-2021" / "eval" / "test_logits.pt").write_bytes(b"garbage")
+    html = run_report_html(run)
+    assert "could not draw this section" in html
+    assert "plot-reliability" not in data_uris(html) and "plot-train-loss" in data_uris(html)
+
+
+def test_study_report(tmp_path):
+    study = tmp_path / "study"
+    study.mkdir()
+    children = []
+    for i, lr in enumerate(("1e-5", "3e-5")):
+        run = make_run(study / f"c{i}")
+        write_run_report(run)
+        children.append({"combo": {"optimizer.params.lr": lr}, "run_dir": str(run.relative_to(study)), "status": "complete"})
+    (study / "study.json").write_text(json.dumps({"name": "textlen-influence", "grid": {"optimizer.params.lr": ["1e-5", "3e-5"]},
+                                                  "select": "dev/accuracy", "children": children}))
+    html = write_report(study).read_text()
+    assert set(data_uris(html)) == {"plot-selection", "plot-cid"}
+    assert "lr=1e-5 (selected)" in html  # equal scores: the first child wins
+    links = re.findall(r'href="([^"]+)"', html)
+    assert links == [children[0]["run_dir"] + "/report.html", children[1]["run_dir"] + "/report.html"]
+    assert all((study / link).is_file() for link in links)
+
+
+# ---------------------------------------------------------------- headless Chromium
+def _chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome", "chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+class DevTools:
+    """The DevTools protocol over --remote-debugging-pipe: JSON messages separated by NUL bytes."""
+
+    def __init__(self, binary: str, profile: str) -> None:
+        cmd_r, self._cmd_w = os.pipe()  # we write commands, Chromium reads fd 3
+        self._res_r, res_w = os.pipe()  # Chromium writes fd 4, we read
+
+        def child_fds() -> None:
+            os.dup2(cmd_r, 3)
+            os.dup2(res_w, 4)
+
+        self.proc = subprocess.Popen(
+            [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--no-first-run", "--disable-extensions", "--disable-sync",
+             "--remote-debugging-pipe", f"--user-data-dir={profile}", "about:blank"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            preexec_fn=child_fds, pass_fds=(3, 4),
+        )
+        os.close(cmd_r)
+        os.close(res_w)
+        self._buf = b""
+        self._next = 0
+        self.events: list[dict] = []
+
+    def _read(self, deadline: float) -> dict:
+        while b"\0" not in self._buf:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self._res_r], [], [], left)[0]:
+                raise TimeoutError("Chromium did not answer in time")
+            chunk = os.read(self._res_r, 1 << 16)
+            if not chunk:
+                raise RuntimeError("Chromium closed the DevTools pipe")
+            self._buf += chunk
+        msg, self._buf = self._buf.split(b"\0", 1)
+        return json.loads(msg)
+
+    def send(self, method: str, params: dict | None = None, session: str | None = None, timeout: float = 30) -> dict:
+        self._next += 1
+        msg = {"id": self._next, "method": method, "params": params or {}}
+        if session:
+            msg["sessionId"] = session
+        os.write(self._cmd_w, json.dumps(msg).encode() + b"\0")
+        deadline = time.monotonic() + timeout
+        while True:
+            reply = self._read(deadline)
+            if reply.get("id") == self._next:
+                if "error" in reply:
+                    raise RuntimeError(f"{method}: {reply['error']}")
+                return reply.get("result", {})
+            self.events.append(reply)
+
+    def wait_for(self, method: str, timeout: float = 30) -> dict:
+        deadline = time.monotonic() + timeout
+        for i, ev in enumerate(self.events):
+            if ev.get("method") == method:
+                return self.events[i]
+        while True:
+            ev = self._read(deadline)
+            self.events.append(ev)
+            if ev.get("method") == method:
+                return ev
+
+    def close(self) -> None:
+        try:
+            self.send("Browser.close", timeout=5)
+        except Exception:  # noqa: BLE001 - closing anyway
+            pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        os.close(self._cmd_w)
+        os.close(self._res_r)
+
+
+CHECK_JS = """JSON.stringify({
+  images: Array.from(document.images).map(i => ({id: i.id, alt: i.alt, ok: i.complete && i.naturalWidth > 0,
+                                                 w: i.naturalWidth})),
+  attributions: document.querySelectorAll('#plot-attributions .example').length,
+  scripts: document.scripts.length,
+  title: document.title,
+})"""
+
+
+@pytest.mark.skipif(_chromium() is None, reason="chromium is not installed (apt-get install -y chromium)")
+def test_report_renders_in_headless_chromium(tmp_path):
+    run = make_run(tmp_path)
+    path = write_run_report(run)
+    browser = DevTools(_chromium(), str(tmp_path / "profile"))
+    try:
+        target = browser.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+        session = browser.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+        for domain in ("Page", "Runtime", "Log"):
+            browser.send(f"{domain}.enable", session=session)
+        browser.send("Page.navigate", {"url": path.as_uri()}, session=session)
+        browser.wait_for("Page.loadEventFired")
+        result = browser.send("Runtime.evaluate", {"expression": CHECK_JS, "returnByValue": True}, session=session)
+        page = json.loads(result["result"]["value"])
+    finally:
+        browser.close()
+    problems = [ev for ev in browser.events
+                if ev.get("method") == "Runtime.exceptionThrown"
+                or (ev.get("method") == "Runtime.consoleAPICalled" and ev["params"]["type"] in ("error", "warning", "assert"))
+                or (ev.get("method") == "Log.entryAdded" and ev["params"]["entry"]["level"] in ("error", "warning"))]
+    assert problems == []
+    assert page["title"] == "textlen-influence report"
+    assert page["scripts"] == 0
+    images = {img["id"]: img for img in page["images"]}
+    assert set(images) == set(PLOT_IDS)
+    for img in images.values():
+        assert img["ok"] and img["w"] > 100 and img["alt"]
+    assert page["attributions"] == 2
