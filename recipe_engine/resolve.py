@@ -73,9 +73,18 @@ def resolve_loaded(loaded: LoadedRecipe) -> Resolved:
     return Resolved(recipe, loaded, fingerprint(recipe))
 
 
+def _one_line(text: str) -> str:
+    """``text`` with control characters escaped (``\\r``, ``\\x85``, ``\\u2028``...): a key, value
+    or override quoted in a message must not break the one-line-per-error format."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 def _dedupe(errors: list[RecipeError]) -> list[RecipeError]:
     seen, out = set(), []
     for e in errors:
+        e = RecipeError(_one_line(e.message), _one_line(e.path), e.origin)
         key = e.render()
         if key not in seen:
             seen.add(key)
@@ -84,6 +93,20 @@ def _dedupe(errors: list[RecipeError]) -> list[RecipeError]:
 
 
 # ---------------------------------------------------------------- pydantic errors -> ours
+_GONE = object()  # _data_path: the loc left the data (a missing key), unlike a present null
+_SCALAR_LABELS = frozenset({"int", "float", "str", "bool", "bytes", "none", "decimal", "date", "datetime"})
+
+
+def _is_member_label(elem: Any) -> bool:
+    """Pydantic's label of a union member ('int', 'constrained-int', 'function-after[...]', 'list[str]').
+
+    Exact names and pydantic's prefixes only: a field called e.g. ``int_dim`` or ``strict``
+    that is missing from the data is a real path segment, not a label."""
+    return isinstance(elem, str) and (
+        elem in _SCALAR_LABELS or "[" in elem or elem.startswith(("constrained-", "function-", "lax-", "strict-"))
+    )
+
+
 def _data_path(loc: tuple, data: Any) -> tuple:
     """Pydantic's loc -> a path into the raw data (drop union tags and model names)."""
     path: list = []
@@ -95,22 +118,30 @@ def _data_path(loc: tuple, data: Any) -> tuple:
                 cur = cur[elem]
             elif isinstance(elem, str) and cur.get("name") == elem:
                 continue  # discriminated-union tag
-            elif isinstance(elem, str) and ("[" in elem or elem.startswith(("function-", "list[", "int", "float", "str", "bool"))):
-                continue  # union member label, e.g. 'int' or 'Length'
+            elif _is_member_label(elem):
+                continue  # union member label, e.g. 'int' or 'constrained-int'
             elif isinstance(elem, str) and elem[:1].isupper():
                 continue  # a model name inside a non-discriminated union
             else:
                 path.append(elem)
-                cur = None
+                cur = _GONE
         elif isinstance(cur, list) and isinstance(elem, int):
             path.append(elem)
-            cur = cur[elem] if elem < len(cur) else None
-        elif isinstance(elem, str) and cur is not None and not isinstance(cur, (dict, list)):
-            continue  # a scalar has no children: this is a union member label such as 'constrained-int'
+            cur = cur[elem] if elem < len(cur) else _GONE
+        elif isinstance(elem, str) and cur is not _GONE and not isinstance(cur, (dict, list)):
+            continue  # a scalar (null included) has no children: a union member label such as 'constrained-int'
         else:
             path.append(elem)
-            cur = None
+            cur = _GONE
     return tuple(path)
+
+
+def _names_component(path: tuple) -> bool:
+    """``path`` is the ``name`` of a component slot: ``model.name``, ``...objectives.0.name``."""
+    if len(path) < 2 or path[-1] != "name":
+        return False
+    owner = path[-3] if isinstance(path[-2], int) and len(path) >= 3 else path[-2]
+    return isinstance(owner, str) and owner in _SLOT_KIND
 
 
 def _slot_kind(path: tuple) -> str | None:
@@ -120,24 +151,42 @@ def _slot_kind(path: tuple) -> str | None:
     return None
 
 
-def _union_branch_noise(errors: list[dict]) -> list[dict]:
+_MAPPING_TYPES = ("model_type", "dict_type", "model_attributes_type")
+_SCALAR_TYPES = ("int_type", "float_type", "string_type", "bool_type", "literal_error", "none_required")
+
+
+def _branch_mismatch(e: dict) -> bool:
+    """An error of a union branch that expects another shape than the value has
+    (a mapping branch given a number, a number branch given a mapping...)."""
+    value = e.get("input")
+    if e["type"] in _MAPPING_TYPES:
+        return not isinstance(value, dict)
+    if e["type"] == "list_type":
+        return not isinstance(value, list)
+    return e["type"] in _SCALAR_TYPES and isinstance(value, (dict, list))
+
+
+def _union_branch_noise(errors: list[dict], data: Any) -> list[dict]:
     """Of the errors a union produces for one value, drop the branches that could not apply
-    (e.g. 'should be a dictionary' for an int, when the int branch has its own error)."""
-    by_input: dict[int, int] = {}
-    for e in errors:
-        by_input[id(e.get("input"))] = by_input.get(id(e.get("input")), 0) + 1
-    keep = []
-    for e in errors:
-        wrong_shape = e["type"] in ("model_type", "dict_type", "model_attributes_type", "list_type") and not isinstance(e.get("input"), (dict, list))
-        if wrong_shape and by_input[id(e.get("input"))] > 1:
-            continue
-        keep.append(e)
-    return keep
+    (e.g. 'should be a dictionary' for an int, when the int branch has its own error; or
+    'should be an integer' for ``for: {stps: 1}``, when the mapping branch has one).
+
+    Errors are grouped by the value's path in the data, not by ``id(input)``: equal
+    singletons (``None``, small ints) at different paths share an id, and grouping by it
+    dropped the only error of e.g. ``model: null`` and ``data: null`` together.  A mismatch
+    is kept when no other error explains its value, so no value loses all its errors."""
+    paths = [_data_path(e["loc"], data) for e in errors]
+    explained = [p for e, p in zip(errors, paths) if not _branch_mismatch(e)]
+
+    def has_better(p: tuple) -> bool:  # another error at this value or inside it
+        return any(q[: len(p)] == p for q in explained)
+
+    return [e for e, p in zip(errors, paths) if not (_branch_mismatch(e) and has_better(p))]
 
 
 def _from_pydantic(exc: ValidationError, loaded: LoadedRecipe) -> list[RecipeError]:
     out: list[RecipeError] = []
-    for err in _union_branch_noise(exc.errors(include_url=False)):
+    for err in _union_branch_noise(exc.errors(include_url=False), loaded.data):
         path = _data_path(err["loc"], loaded.data)
         typ, msg, value = err["type"], err["msg"], err.get("input")
         if typ == "extra_forbidden":
@@ -160,8 +209,11 @@ def _from_pydantic(exc: ValidationError, loaded: LoadedRecipe) -> list[RecipeErr
             msg = f"missing required key {path[-1]!r}"
         elif typ == "value_error":
             msg = msg.removeprefix("Value error, ")
+        elif typ == "literal_error" and _names_component(path):
+            # a slot with a single registered component is a Literal, not a tagged union
+            msg = registry.load_all().unknown_message(_slot_kind(path), str(value))
         elif typ == "literal_error":
-            msg = f"{msg}, got {value!r}"
+            msg = f"{msg[0].lower()}{msg[1:]}, got {value!r}"
             hint = _literal_hint(err, value)
             if hint:
                 msg += f" (did you mean {hint!r}?)"

@@ -192,11 +192,7 @@ def load_all(reload_plugins: bool = False) -> Registry:
     global _loaded
     if not _loaded:
         for mod in BUILTIN_MODULES:
-            try:
-                importlib.import_module(mod)
-            except ModuleNotFoundError as exc:  # TODO(dev): remove once every built-in exists
-                if exc.name != mod:
-                    raise
+            importlib.import_module(mod)
         _loaded = True
         _load_entry_points()
     elif reload_plugins:

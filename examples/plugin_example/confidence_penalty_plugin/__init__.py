@@ -1,0 +1,1 @@
+"""A recipe-engine plugin: the confidence-penalty objective (see ``objective.py``)."""
