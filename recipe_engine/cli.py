@@ -10,6 +10,7 @@ import glob
 import json
 import math
 import sys
+import typing
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -140,7 +141,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
         print("  params:" + ("" if fields else " none"))
         for fname, f in fields.items():
             default = "required" if f.is_required() else f"default {json.dumps(_jsonable(f.get_default(call_default_factory=True)))}"
-            ann = getattr(f.annotation, "__name__", None) or str(f.annotation).replace("typing.", "")
+            ann = (str(f.annotation) if typing.get_origin(f.annotation) else getattr(f.annotation, "__name__", str(f.annotation)))
+            ann = ann.replace("typing.", "").replace("typing_extensions.", "")
             print(f"    {f.alias or fname}: {ann} ({default})")
             if f.description:
                 print(f"        {f.description}")
@@ -233,7 +235,7 @@ def provenance_text(resolved: Any) -> str:
         else:
             origin = resolved.loaded.origins.get(path)
             where = str(origin) if origin is not None and _present(raw, path) else "default"
-            rows.append([dotted(path, raw if _present(raw, path[:-1]) else None), _short(node), where])
+            rows.append([dotted(path, resolved.data), _short(node), where])
 
     walk(resolved.data, ())
     return format_table(rows, ["path", "value", "from"])

@@ -168,7 +168,7 @@ class _Loading:
         if extends is None:
             return
         entries = [extends] if isinstance(extends.value, str) else extends.value
-        if not isinstance(entries, list) or any(not isinstance(e.value, str) or not e.value.strip() for e in entries):
+        if not isinstance(entries, list) or any(not isinstance(e.value, str) or not e.value.strip() or "\0" in e.value for e in entries):
             self.errors.append(RecipeError(f"{EXTENDS_HELP}; got {to_plain(extends)!r:.60}", "extends", extends.origin))
             return
         for entry in entries:

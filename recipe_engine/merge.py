@@ -36,7 +36,7 @@ def plain_identity(item: Any) -> str | None:
     if not isinstance(item, dict):
         return None
     for key in IDENTITY_KEYS:
-        if key in item:
+        if item.get(key) is not None:  # a resolved recipe writes `id: null` when none was given
             return _identity_value(item[key])
     return None
 

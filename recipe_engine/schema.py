@@ -74,7 +74,7 @@ def _union(kind: str, extra: dict[str, Any] | None = None) -> Any:
 def recipe_model() -> type[BaseModel]:
     """The Recipe model for what is registered now (rebuilt when the registry changes)."""
     reg = registry.load_all()
-    return _recipe_model(tuple((k, tuple(reg.names(k))) for k in registry.KINDS))
+    return _recipe_model(tuple((k, tuple((n, reg.get(k, n)) for n in reg.names(k))) for k in registry.KINDS))
 
 
 @lru_cache(maxsize=4)

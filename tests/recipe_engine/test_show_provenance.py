@@ -108,9 +108,6 @@ def test_without_the_override_the_value_comes_from_the_base(capsys):
     assert rows["optimizer.params.lr"] == ("0.0001", base_at("lr: 1.0e-4"))
 
 
-@pytest.mark.xfail(strict=True, reason="engine bug, recipe_engine/cli.py provenance_text: a default under a params "
-                                       "mapping the recipe does not write is named by list indices "
-                                       "(schedule.phases.1.objectives.0.params...); fix: dotted(path, raw)")
 def test_defaults_under_unwritten_params_are_named_by_id(capsys):
     rows = provenance(capsys)
     assert rows.get("schedule.phases.main.objectives.cross_entropy.params.label_smoothing") == ("0.0", "default")
