@@ -1,0 +1,56 @@
+"""Run-time mistakes a user can make: one clear message (file, setting, fix), no traceback."""
+import textwrap
+
+from recipe_engine.cli import main
+from tests.recipe_engine.tiny_run import write_data, write_recipe
+
+
+def test_missing_data_file(tmp_path, capsys):
+    data = write_data(tmp_path)
+    (data / "dev.jsonl").unlink()
+    recipe = write_recipe(tmp_path / "r.yaml", data)
+    assert main(["run", str(recipe), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert str(data / "dev.jsonl") in err and "data.params" in err
+
+
+def test_missing_data_root_names_the_setting(tmp_path, capsys):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(textwrap.dedent(f"""\
+        name: r
+        model: {{name: tiny_bert}}
+        data: {{name: msgs}}
+        optimizer: {{name: adamw}}
+        schedule: {{phases: [{{id: a, for: 1, objectives: [{{name: cross_entropy}}]}}]}}
+        runtime: {{data_root: {tmp_path / 'nowhere'}}}
+    """))
+    assert main(["run", str(recipe)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "runtime.data_root" in err and "msgs" in err
+
+
+def test_objective_needing_a_confound_column(tmp_path, capsys):
+    data = write_data(tmp_path)
+    recipe = write_recipe(tmp_path / "r.yaml", data).read_text()
+    recipe = recipe.replace("columns: {text: text, label: label, confound: prefix}", "columns: {text: text, label: label}")
+    recipe = recipe.replace("objectives: [{name: cross_entropy}]", "objectives: [{name: adversarial}]")
+    recipe = recipe.replace("{name: group_accuracy}, ", "")
+    path = tmp_path / "noconf.yaml"
+    path.write_text(recipe)
+    assert main(["validate", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert ("objective 'adversarial' requires a 'confound' column, which dataset 'files' does not provide "
+            "(it has: label, text); use a dataset with one, or map one in data.params.columns.confound") in err
+    assert err.startswith(f"{path}:")
+
+
+def test_wrong_column_mapping(tmp_path, capsys):
+    data = write_data(tmp_path)
+    recipe = write_recipe(tmp_path / "r.yaml", data)
+    recipe.write_text(recipe.read_text().replace("confound: prefix", "confound: prefx"))
+    assert main(["run", str(recipe), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert "prefx" in err and "data.params.columns.confound" in err and "prefix" in err
