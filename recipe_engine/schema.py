@@ -30,7 +30,8 @@ class Length(Strict):
     @model_validator(mode="after")
     def _one(self) -> "Length":
         if (self.steps is None) == (self.epochs is None):
-            raise ValueError("give exactly one of 'steps' or 'epochs'")
+            raise ValueError("give exactly one of 'steps' or 'epochs' (to replace a base recipe's length "
+                             "rather than merge into it, write `~length:` next to it)")
         return self
 
 
