@@ -1,0 +1,56 @@
+"""``embedding_tuning``: influence tuning with the influence restricted to the label's head row,
+i.e. the cosine of pooled sentence representations (Han & Tsvetkov 2021, sec. 4.1)."""
+from __future__ import annotations
+
+from typing import Iterable
+
+import torch
+from torch import nn
+
+from registry import register
+from registry._lib.influence import influence_loss
+from registry._lib.per_example import eval_mode, exact_math
+from registry.objectives._confound_groups import ProbeObjective, ProbeParams
+from registry.types import Batch
+
+
+def pooled_influence(pooled: torch.Tensor, k: int):
+    """J from pooled outputs laid out as (P*(1+2k), H) groups ``[probe, A.., B..]``; float64.
+
+    ``I = cos(h_trn, h_prb)`` (sec. 4.1: the gradient cosine over theta_proj = W_(y) reduces to it).
+    """
+    h = pooled.double().reshape(-1, 1 + 2 * k, pooled.shape[-1])
+    dots = torch.einsum("ph,prh->pr", h[:, 0], h[:, 1:])
+    return influence_loss(dots, (h * h).sum(-1), k)
+
+
+@register("objective", "embedding_tuning")
+class EmbeddingTuning(ProbeObjective):
+    """First-order: one batched forward over all probes and candidates, one backward.
+
+    Eval mode (dropout off), the model's pooled output (the pooler's tanh of [CLS] for BERT),
+    the classifier head excluded from the update: the reference code's choices.
+    """
+
+    summary = "embedding tuning: equalise the pooled-representation cosine of same- and other-confound examples"
+    paper = "Han & Tsvetkov 2021, Influence Tuning, sec. 4.1"
+    equation = "J = mean_prb (1/k sum_A cos(h_A, h_prb) - 1/k sum_B cos(h_B, h_prb))^2, h = pooled output (eval mode)"
+
+    class Params(ProbeParams):
+        pass
+
+    def trainable(self, model: nn.Module) -> Iterable[nn.Parameter]:
+        head = getattr(model, "head", None)
+        skip = {id(p) for p in head.parameters()} if isinstance(head, nn.Module) else set()
+        return [p for p in model.parameters() if id(p) not in skip]
+
+    def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
+        rows, skipped = self.sample_rows(batch)
+        device = self.ctx.device
+        if rows.numel() == 0:
+            return self.no_rows(skipped)
+        data = self.ctx.train.batch(rows.reshape(-1)).to(device)
+        with eval_mode(model), exact_math(device):
+            res = pooled_influence(model(**data.model_inputs()).pooled, self.params.k)
+        self.record(res, skipped)
+        return res.J

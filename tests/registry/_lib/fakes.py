@@ -1,0 +1,64 @@
+"""Test doubles: a tiny random classifier and an in-memory ``EncodedData`` (registry.types)."""
+from __future__ import annotations
+
+import torch
+from transformers import BertConfig, BertModel
+
+from registry.models.classifier import Classifier
+from registry.types import Batch, ObjectiveContext
+
+
+def tiny_classifier(seed: int = 0, dtype: torch.dtype = torch.float64, num_labels: int = 2, vocab: int = 100,
+                    hidden: int = 16, layers: int = 2, pooling: str = "pooler", init_range: float = 0.3) -> Classifier:
+    """A 2-layer hidden-16 BERT with eager attention wrapped in ``Classifier``, in eval mode.
+
+    ``init_range`` 0.3 instead of BERT's 0.02: with 0.02 every gradient cosine is ~equal
+    (m_A - m_B ~ 1e-7), which would make the gradient checks vacuous.
+    """
+    torch.manual_seed(seed)
+    cfg = BertConfig(vocab_size=vocab, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2,
+                     intermediate_size=2 * hidden, max_position_embeddings=32, attn_implementation="eager",
+                     initializer_range=init_range)
+    model = Classifier(BertModel(cfg), tokenizer=None, num_labels=num_labels, pooling=pooling)
+    return model.to(dtype).eval()
+
+
+class FakeEncodedData:
+    """Random token ids with right padding; satisfies ``registry.types.EncodedData``."""
+
+    def __init__(self, labels: list[int], confound: list[int], visible: list[bool] | None = None,
+                 seq_len: int = 10, vocab: int = 100, seed: int = 0, pad_id: int = 0):
+        g = torch.Generator().manual_seed(seed)
+        n = len(labels)
+        self.labels = torch.tensor(labels, dtype=torch.long)
+        self.confound = torch.tensor(confound, dtype=torch.long)
+        self.confound_visible = torch.tensor(visible if visible is not None else [c >= 0 for c in confound])
+        lengths = torch.randint(seq_len // 2, seq_len + 1, (n,), generator=g)
+        # ids start at 0 too, so some real tokens hit the pad id (padding_idx rows get no gradient)
+        self.input_ids = torch.randint(0, vocab, (n, seq_len), generator=g)
+        self.input_ids[:, 0] = 1  # a [CLS]-like first token
+        self.attention_mask = (torch.arange(seq_len)[None] < lengths[:, None]).long()
+        self.input_ids[self.attention_mask == 0] = pad_id
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def batch(self, index) -> Batch:
+        idx = torch.as_tensor(index, dtype=torch.long)
+        return Batch(input_ids=self.input_ids[idx], attention_mask=self.attention_mask[idx], labels=self.labels[idx],
+                     index=idx, confound=self.confound[idx], confound_visible=self.confound_visible[idx])
+
+
+def balanced_data(n_per_group: int = 4, seed: int = 0, seq_len: int = 10, **kw) -> FakeEncodedData:
+    """Every (label, confound) group of a 2 x 2 design with ``n_per_group`` examples."""
+    labels, confound = [], []
+    for y in (0, 1):
+        for c in (0, 1):
+            labels += [y] * n_per_group
+            confound += [c] * n_per_group
+    return FakeEncodedData(labels, confound, seed=seed, seq_len=seq_len, **kw)
+
+
+def context(model, data, seed: int = 0, num_confounds: int = 2) -> ObjectiveContext:
+    return ObjectiveContext(model=model, train=data, num_labels=2, num_confounds=num_confounds,
+                            device=torch.device("cpu"), generator=torch.Generator().manual_seed(seed))
