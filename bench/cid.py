@@ -92,7 +92,7 @@ def main() -> None:
     print_case("tiny BERT (1.06M params), all parameters", t, acc)
     if not args.no_minilm:
         mini = C.minilm_model()
-        mt, macc = run_case("MiniLM", mini, C.TextLenLikeData(64 if args.quick else 96, 30522), 16, "all", 1, 16)
+        mt, macc = run_case("MiniLM", mini, C.TextLenLikeData(48 if args.quick else 64, 30522), 16, "all", 1, 16)
         print_case("all-MiniLM-L6-v2 (22.7M params), all parameters", mt, macc)
     summary = {
         "speedup_vs_loop": round(t["loop"] / t["gram"], 2),
