@@ -234,8 +234,12 @@ def train_seed(recipe: Any, bundle: DatasetBundle, seed: int, seed_dir: Path, *,
                 next(batches)
         for step in range(start, seg.steps):
             batch = next(batches).to(device)
-            with autocast():
-                parts = {t.id: term_weight(t.weight, step) * obj.loss(model, batch) for t, obj in terms}
+            try:
+                with autocast():
+                    parts = {t.id: term_weight(t.weight, step) * obj.loss(model, batch) for t, obj in terms}
+            except UserError as exc:  # e.g. a NaN influence loss: add where it happened
+                raise UserError(f"seed {seed}, step {global_step}, phase {seg.path!r}: {exc}; "
+                                f"the last good checkpoint is {ckpt_path}") from exc
             loss = sum(parts.values())
             if not torch.isfinite(loss.detach()):
                 raise UserError(
