@@ -80,7 +80,7 @@ def execute(resolved: Resolved, recipe_path: str, overrides: list[str], *, run_d
         atomic_write_text(run_dir / "recipe.yaml", Path(recipe_path).read_text(encoding="utf-8"))
         atomic_write_text(run_dir / "resolved.yaml", yaml.safe_dump(resolved.data, sort_keys=False, allow_unicode=True))
         atomic_write_json(run_dir / "run.json", {
-            "command": " ".join(shlex.quote(a) for a in sys.argv),
+            "command": " ".join(["recipe-engine", *(shlex.quote(a) for a in sys.argv[1:])]),
             "recipe": str(recipe_path),
             "overrides": overrides,
             "fingerprint": resolved.fingerprint,
