@@ -63,6 +63,13 @@ def run_command(args: argparse.Namespace) -> int:
                    max_steps=args.max_steps)
 
 
+def _command_line() -> str:
+    """The command as a person would type it: ``recipe-engine ...`` or ``python SCRIPT ...``."""
+    prog = sys.argv[0] if sys.argv else ""
+    head = "recipe-engine" if prog.endswith(("recipe-engine", "__main__.py")) else f"python {prog}"
+    return " ".join([head, *(shlex.quote(a) for a in sys.argv[1:])])
+
+
 def execute(resolved: Resolved, recipe_path: str, overrides: list[str], *, run_dir: Path | None = None,
             out_root: Path | None = None, max_steps: int | None = None, quiet: bool = False) -> int:
     """Run every seed of a resolved recipe into a (new or resumed) run folder."""
@@ -80,7 +87,7 @@ def execute(resolved: Resolved, recipe_path: str, overrides: list[str], *, run_d
         atomic_write_text(run_dir / "recipe.yaml", Path(recipe_path).read_text(encoding="utf-8"))
         atomic_write_text(run_dir / "resolved.yaml", yaml.safe_dump(resolved.data, sort_keys=False, allow_unicode=True))
         atomic_write_json(run_dir / "run.json", {
-            "command": " ".join(["recipe-engine", *(shlex.quote(a) for a in sys.argv[1:])]),
+            "command": _command_line(),
             "recipe": str(recipe_path),
             "overrides": overrides,
             "fingerprint": resolved.fingerprint,
