@@ -187,8 +187,23 @@ def _recipe_model(_snapshot: tuple) -> type[BaseModel]:
 METHOD_SECTIONS = ("seeds", "model", "data", "optimizer", "schedule", "evaluation")
 
 
+def _lenient(node: Any) -> Any:
+    """Editor form: no `required` lists, `anyOf` for `oneOf`, and `~key` deletions allowed, so
+    that a recipe which `extends` a base (and writes only part of it) is not flagged; unknown keys,
+    wrong types and unregistered names still are.  `recipe-engine validate` checks the rest."""
+    if isinstance(node, dict):
+        out = {("anyOf" if k == "oneOf" else k): _lenient(v) for k, v in node.items() if k not in ("required", "discriminator")}
+        if "properties" in out:  # `~key` deletes a key of a base recipe (and `{~id: X}` a list item)
+            out["patternProperties"] = {"^~": {}}
+        return out
+    if isinstance(node, list):
+        return [_lenient(v) for v in node]
+    return node
+
+
 def json_schema() -> dict[str, Any]:
-    schema = recipe_model().model_json_schema(by_alias=True)
+    """JSON Schema (draft-07) of recipe files, for editor completion and checking."""
+    schema = _lenient(recipe_model().model_json_schema(by_alias=True))
     schema["$schema"] = "http://json-schema.org/draft-07/schema#"
     schema["title"] = "recipe-engine recipe"
     schema.setdefault("properties", {})["extends"] = {
