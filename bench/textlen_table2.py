@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 from recipe_engine.compare import compare_paths  # noqa: E402
 from recipe_engine.outputs import is_complete  # noqa: E402
 from recipe_engine.resolve import resolve  # noqa: E402
-from recipe_engine.runner import execute  # noqa: E402
+from recipe_engine.runner import execute, same_method  # noqa: E402
 
 METHODS = {  # method -> (recipe, paper test accuracy with BERT-base, paper final CID)
     "finetune": ("recipes/textlen/finetune.yaml", 76.00, 0.093),
@@ -37,13 +37,13 @@ METHODS = {  # method -> (recipe, paper test accuracy with BERT-base, paper fina
 }
 
 
-def existing_run(study: Path, name: str, fingerprint: str) -> Path | None:
-    folder = study / name
+def existing_run(study: Path, resolved) -> Path | None:
+    """The newest run folder of this method (same fingerprint once re-resolved), if any."""
+    folder = study / resolved.recipe.name
     if not folder.is_dir():
         return None
     for run in sorted(folder.iterdir(), reverse=True):
-        info = run / "run.json"
-        if info.is_file() and json.loads(info.read_text())["fingerprint"] == fingerprint:
+        if (run / "run.json").is_file() and same_method(run, resolved):
             return run
     return None
 
@@ -65,7 +65,7 @@ def main() -> int:
         if method == "influence_tuning" and args.it_parameters:
             overrides.append(f"schedule.phases.train.phases.influence.objectives.influence_tuning.params.parameters={args.it_parameters}")
         resolved = resolve(ROOT / recipe_path, overrides)
-        run = existing_run(study, resolved.recipe.name, resolved.fingerprint)
+        run = existing_run(study, resolved)
         if args.report_only:
             if run is not None:
                 runs[method] = run
@@ -77,7 +77,7 @@ def main() -> int:
             code = execute(resolved, str(ROOT / recipe_path), overrides, run_dir=run, out_root=None if run else study)
             if code != 0:
                 return code
-            run = existing_run(study, resolved.recipe.name, resolved.fingerprint)
+            run = existing_run(study, resolved)
         runs[method] = run
     if "finetune" not in runs:
         print("no finetune run to compare against", file=sys.stderr)

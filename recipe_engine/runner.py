@@ -47,7 +47,7 @@ def run_command(args: argparse.Namespace) -> int:
         previous = json.loads((run_dir / "run.json").read_text())
         overrides = previous.get("overrides", []) if not args.overrides and not args.seeds else overrides
         resolved = resolve(args.recipe, overrides)
-        if resolved.fingerprint != previous["fingerprint"]:
+        if not same_method(run_dir, resolved):
             raise UserError(
                 f"--resume {run_dir}: the recipe's method changed since the run started (fingerprint "
                 f"{previous['fingerprint'][:8]} -> {resolved.fingerprint[:8]}); run `recipe-engine diff {run_dir} {args.recipe}` "
@@ -61,6 +61,18 @@ def run_command(args: argparse.Namespace) -> int:
         run_dir = None
     return execute(resolved, args.recipe, overrides, run_dir=run_dir, out_root=None if run_dir else out_root,
                    max_steps=args.max_steps)
+
+
+def same_method(run_dir: Path, resolved: Resolved) -> bool:
+    """Does the run folder hold the method of ``resolved``?  Its ``resolved.yaml`` is resolved
+    again with today's registry, so a param added since (with its default) changes nothing."""
+    previous = json.loads((run_dir / "run.json").read_text())
+    if previous.get("fingerprint") == resolved.fingerprint:
+        return True
+    try:
+        return resolve(run_dir / "resolved.yaml").fingerprint == resolved.fingerprint
+    except Exception:  # an old recipe that no longer validates is not the same method
+        return False
 
 
 def _command_line() -> str:
