@@ -215,6 +215,7 @@ def train_seed(recipe: Any, bundle: DatasetBundle, seed: int, seed_dir: Path, *,
 
     # --- the loop over the timeline
     global_step = pos["global_step"]
+    first_bad = torch.tensor(-1, device=device)  # first step with a non-finite loss, -1: none
     stream = train_batches(train, recipe.data.batch_size, seed, pos["epoch"], pos["batch"])
     epoch, batch_pos = pos["epoch"], pos["batch"]
     every = recipe.evaluation.every
@@ -241,11 +242,9 @@ def train_seed(recipe: Any, bundle: DatasetBundle, seed: int, seed_dir: Path, *,
                 raise UserError(f"seed {seed}, step {global_step}, phase {seg.path!r}: {exc}; "
                                 f"the last good checkpoint is {ckpt_path}") from exc
             loss = sum(parts.values())
-            if not torch.isfinite(loss.detach()):
-                raise UserError(
-                    f"seed {seed}: non-finite loss at step {global_step} (phase {seg.path!r}, terms "
-                    + ", ".join(f"{k}={float(v):.4g}" for k, v in parts.items())
-                    + f"); the last good checkpoint is {ckpt_path}; lower the learning rate or the term weights")
+            # no host sync here: the first non-finite step is kept on the device and read at log time
+            bad = ~torch.isfinite(loss.detach())
+            first_bad = torch.where(bad & (first_bad < 0), global_step + 1, first_bad)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if clip[seg.optimizer] is not None:
@@ -256,8 +255,17 @@ def train_seed(recipe: Any, bundle: DatasetBundle, seed: int, seed_dir: Path, *,
             global_step += 1
             if bar is not None:
                 bar.update(1)
+            ckpt_due = recipe.runtime.checkpoint_every and seg.draws_train and global_step % recipe.runtime.checkpoint_every == 0
+            eval_due = eval_every and seg.draws_train and global_step % eval_every == 0
+            log_due = global_step % recipe.runtime.log_every == 0 or step == seg.steps - 1
+            if (log_due or ckpt_due or eval_due or global_step == max_steps) and int(first_bad) >= 0:
+                raise UserError(
+                    f"seed {seed}: non-finite loss at step {int(first_bad)} (phase {seg.path!r}, terms "
+                    + ", ".join(t.id for t, _ in terms)
+                    + f"); nothing after the last good checkpoint {ckpt_path} was saved; lower the learning rate or the term weights")
+            if bar is not None and log_due:
                 bar.set_postfix({"phase": seg.phase_id, **{k: f"{float(v.detach()):.4f}" for k, v in parts.items()}}, refresh=False)
-            if global_step % recipe.runtime.log_every == 0 or step == seg.steps - 1:
+            if log_due:
                 record = {"event": "train", "step": global_step, "segment": seg.index, "phase": seg.path,
                           "loss": float(loss.detach()), "lr": opt.param_groups[0]["lr"],
                           **{f"loss/{k}": float(v.detach()) for k, v in parts.items()}}
@@ -275,9 +283,8 @@ def train_seed(recipe: Any, bundle: DatasetBundle, seed: int, seed_dir: Path, *,
                         if seg.reset_state == "all" or key == seg.optimizer:
                             _optimizer_state_reset(o)
                 here = {**here, "segment": seg.index + 1, "step": 0}
-            if eval_every and seg.draws_train and global_step % eval_every == 0:
+            if eval_due:
                 evaluate_during(global_step)
-            ckpt_due = recipe.runtime.checkpoint_every and seg.draws_train and global_step % recipe.runtime.checkpoint_every == 0
             if ckpt_due or step + 1 == seg.steps:
                 save_checkpoint(here)
             if max_steps is not None and global_step >= max_steps:

@@ -54,3 +54,17 @@ def test_wrong_column_mapping(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "Traceback" not in err
     assert "prefx" in err and "data.params.columns.confound" in err and "prefix" in err
+
+
+def test_non_finite_loss_names_step_and_phase_and_saves_nothing_after(tmp_path, capsys):
+    data = write_data(tmp_path)
+    recipe = write_recipe(tmp_path / "r.yaml", data, seeds=(1,))
+    text = recipe.read_text().replace("params: {lr: 1.0e-3}", "params: {lr: 1.0e+30}\n  clip_grad_norm: null")
+    recipe.write_text(text.replace("checkpoint_every: 3", "checkpoint_every: 100"))
+    assert main(["run", str(recipe), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert "non-finite loss at step" in err and "phase 'train', terms cross_entropy" in err
+    assert "lower the learning rate" in err
+    run = next((tmp_path / "o" / "tiny-e2e").iterdir())
+    assert not (run / "seed-1" / "checkpoints" / "last.pt").exists()  # no NaN weights were saved
