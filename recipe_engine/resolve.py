@@ -15,7 +15,7 @@ from typing import Any, Sequence
 from pydantic import BaseModel, ValidationError
 
 import registry
-from recipe_engine.errors import Origin, RecipeError, RecipeErrors
+from recipe_engine.errors import RecipeError, RecipeErrors
 from recipe_engine.load import LoadedRecipe, load_recipe, load_text, origin_of
 from recipe_engine.schema import METHOD_SECTIONS, recipe_model
 
@@ -356,6 +356,3 @@ def _semantic_checks(recipe: Any, loaded: LoadedRecipe) -> list[RecipeError]:
         err(("data", "train_split"), f"dataset {recipe.data.name!r} has no split {recipe.data.train_split!r}; it has {', '.join(splits)}")
     return errors
 
-
-def origin_for(resolved: Resolved, path: tuple) -> Origin:
-    return origin_of(resolved.loaded, path)

@@ -10,7 +10,6 @@ import json
 import shlex
 import sys
 from pathlib import Path
-from typing import Any
 
 import torch
 import yaml

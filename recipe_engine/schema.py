@@ -81,7 +81,6 @@ def recipe_model() -> type[BaseModel]:
 @lru_cache(maxsize=4)
 def _recipe_model(_snapshot: tuple) -> type[BaseModel]:
     Model = _union("models")
-    Dataset = _union("datasets")
     Metric = _union("metrics", {"id": (Optional[str], Field(None, description="defaults to the metric name"))})
     Scheduler = _union("schedulers")
     Term = _union(

@@ -186,7 +186,7 @@ def finish_study(study_dir: Path) -> None:
     from recipe_engine.report import write_study_report
 
     study = load_study(study_dir)
-    lines = [f"# {study.name}: study", "", f"- grid: " + "; ".join(f"{k} = {', '.join(v)}" for k, v in study.info["grid"].items()),
+    lines = [f"# {study.name}: study", "", "- grid: " + "; ".join(f"{k} = {', '.join(v)}" for k, v in study.info["grid"].items()),
              f"- children: {len(study.info['children'])} ({len(study.children)} with results)",
              f"- selection metric: {study.select}", ""]
     if study.children:

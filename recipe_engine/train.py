@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import os
 import random
-import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -217,7 +216,6 @@ def train_seed(recipe: Any, bundle: DatasetBundle, seed: int, seed_dir: Path, *,
     global_step = pos["global_step"]
     first_bad = torch.tensor(-1, device=device)  # first step with a non-finite loss, -1: none
     stream = train_batches(train, recipe.data.batch_size, seed, pos["epoch"], pos["batch"])
-    epoch, batch_pos = pos["epoch"], pos["batch"]
     every = recipe.evaluation.every
     eval_every = None if every is None else (every.steps or every.epochs * per_epoch)
     for seg in timeline.segments[pos["segment"]:]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Protocol
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -116,6 +116,3 @@ class Predictions:
     meta: dict[str, list[Any]] = field(default_factory=dict)
     label_names: list[str] = field(default_factory=list)
 
-
-class BatchSource(Protocol):
-    def __call__(self, epoch: int) -> Iterator[Batch]: ...

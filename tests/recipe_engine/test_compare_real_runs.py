@@ -22,7 +22,7 @@ schedule:
 
 
 def test_compare_three_tiny_methods(tmp_path, capsys):
-    base = write_recipe(tmp_path / "base.yaml", write_data(tmp_path, n_train=96, n_eval=48), seeds=(1, 2, 3), epochs=6)
+    write_recipe(tmp_path / "base.yaml", write_data(tmp_path, n_train=96, n_eval=48), seeds=(1, 2, 3), epochs=6)
     runs = {}
     for name, extra in METHODS.items():
         recipe = tmp_path / f"{name}.yaml"
