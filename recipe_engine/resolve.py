@@ -7,6 +7,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import math
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +67,8 @@ def resolve_loaded(loaded: LoadedRecipe) -> Resolved:
             recipe = recipe_model().model_validate(loaded.data)
         except ValidationError as exc:
             errors.extend(_from_pydantic(exc, loaded))
+    errors.extend(RecipeError("NaN and infinity are not allowed in recipes; write a finite number",
+                              dotted_path(p, loaded.data), origin_of(loaded, p)) for p in _non_finite(loaded.data))
     if recipe is not None:
         errors.extend(_semantic_checks(recipe, loaded))
     if errors:
@@ -288,12 +291,24 @@ def known_keys(path: tuple, data: Any) -> list[str]:
 
 
 # ---------------------------------------------------------------- checks across sections
+def _non_finite(node: Any, path: tuple = ()) -> list[tuple]:
+    """Paths of NaN/inf numbers in the raw recipe (YAML's .nan and .inf)."""
+    if isinstance(node, float) and not math.isfinite(node):
+        return [path]
+    if isinstance(node, dict):
+        return [p for k, v in node.items() for p in _non_finite(v, path + (k,))]
+    if isinstance(node, list):
+        return [p for i, v in enumerate(node) for p in _non_finite(v, path + (i,))]
+    return []
+
+
 def _semantic_checks(recipe: Any, loaded: LoadedRecipe) -> list[RecipeError]:
     errors: list[RecipeError] = []
     data = loaded.data
 
     def err(path: tuple, message: str) -> None:
         errors.append(RecipeError(message, dotted_path(path, data), origin_of(loaded, path)))
+
 
     dataset = registry.build("datasets", recipe.data.name, recipe.data.params)
     columns = dataset.columns()

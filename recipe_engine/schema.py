@@ -24,8 +24,8 @@ class Strict(BaseModel):
 class Length(Strict):
     """A length in steps or in epochs (exactly one)."""
 
-    steps: Optional[Annotated[int, Field(gt=0)]] = Field(None, description="number of optimizer steps")
-    epochs: Optional[Annotated[int, Field(gt=0)]] = Field(None, description="number of passes over the phase's data")
+    steps: Optional[Annotated[int, Field(gt=0, strict=True)]] = Field(None, description="number of optimizer steps")
+    epochs: Optional[Annotated[int, Field(gt=0, strict=True)]] = Field(None, description="number of passes over the phase's data")
 
     @model_validator(mode="after")
     def _one(self) -> "Length":
@@ -35,7 +35,8 @@ class Length(Strict):
         return self
 
 
-PositiveInt = Annotated[int, Field(gt=0, description="a positive count, in the schedule's unit")]
+PositiveInt = Annotated[int, Field(gt=0, strict=True, description="a positive count, in the schedule's unit")]
+Seed = Annotated[int, Field(ge=0, lt=2**32, strict=True)]
 LengthSpec = Union[PositiveInt, Length]
 
 
@@ -169,7 +170,7 @@ def _recipe_model(_snapshot: tuple) -> type[BaseModel]:
     class Recipe(Strict):
         name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")] = Field(description="run folders are named after it")
         description: str = Field("", description="free text")
-        seeds: Annotated[list[int], Field(min_length=1)] = Field(default_factory=lambda: [2021], description="one training run per seed")
+        seeds: Annotated[list[Seed], Field(min_length=1)] = Field(default_factory=lambda: [2021], description="one training run per seed")
         model: Model = Field(description="encoder + classification head")  # type: ignore[valid-type]
         data: DataRef = Field(description="dataset with confound annotations, and data options")  # type: ignore[valid-type]
         optimizer: Optimizer = Field(description="main optimizer, used by phases without their own")  # type: ignore[valid-type]

@@ -79,3 +79,21 @@ def test_glob_and_several_files(capsys):
     assert main(["validate", "recipes/**/*.yaml"]) == 0
     out = capsys.readouterr().out
     assert out.count(": ok") >= 6
+
+
+def test_non_finite_numbers_booleans_as_counts_and_huge_seeds(tmp_path, capsys):
+    path = tmp_path / "odd.yaml"
+    path.write_text(textwrap.dedent("""\
+        name: odd
+        seeds: [4294967296]
+        model: {name: tiny_bert}
+        data: {name: textlen}
+        optimizer: {name: adamw, params: {lr: .inf}}
+        schedule: {phases: [{id: a, for: true, objectives: [{name: cross_entropy}]}]}
+    """))
+    assert main(["validate", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert f"{path}:2:" in err and "seeds" in err and "less than 4294967296" in err
+    assert f"{path}:5:" in err and "optimizer.params.lr: NaN and infinity are not allowed" in err
+    assert f"{path}:6:" in err and "schedule.phases.a.for" in err
