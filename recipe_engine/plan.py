@@ -43,7 +43,6 @@ class Segment:
     optimizer: str  # "main" or the phase id that owns the optimizer
     reset_state: bool | str = False
     train_step_start: int = 0  # budget steps consumed before this segment
-    first_of_phase: bool = True  # ramps restart at the first segment of each phase occurrence
 
     @property
     def draws_train(self) -> bool:

@@ -65,13 +65,17 @@ def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
     return torch.randperm(n, generator=g)
 
 
-def train_batches(data: EncodedSplit, batch_size: int, seed: int, epoch: int, start: int) -> Iterator[tuple[int, int, Any]]:
-    """Yield (epoch, position, batch) forever, epoch after epoch, from (epoch, start)."""
+def train_batches(data: EncodedSplit, batch_size: int, seed: int, pos: dict[str, int]) -> Iterator[Any]:
+    """Yield training batches forever from ``pos["epoch"]``, ``pos["batch"]``; ``pos`` always
+    names the next batch to read, so a checkpoint of it resumes the same order."""
+    per_epoch = math.ceil(len(data) / batch_size)
     while True:
-        order = epoch_order(len(data), seed, epoch)
-        for pos in range(start, math.ceil(len(data) / batch_size)):
-            yield epoch, pos, data.batch(order[pos * batch_size:(pos + 1) * batch_size])
-        epoch, start = epoch + 1, 0
+        order = epoch_order(len(data), seed, pos["epoch"])
+        while pos["batch"] < per_epoch:
+            b = pos["batch"]
+            pos["batch"] += 1
+            yield data.batch(order[b * batch_size:(b + 1) * batch_size])
+        pos["epoch"], pos["batch"] = pos["epoch"] + 1, 0
 
 
 def term_weight(weight: Any, step_in_phase: int) -> float:
@@ -131,10 +135,7 @@ def train_seed(recipe: Any, bundle: DatasetBundle, seed: int, seed_dir: Path, *,
                             for (pid, tid), obj in objectives.items() for k, m in obj.extra_modules().items()}).to(device)
 
     per_epoch = train.num_batches(recipe.data.batch_size)
-    timeline: Timeline = compile_timeline(
-        recipe.schedule, per_epoch,
-        lambda term: registry.build("objectives", term.name, term.params).steps_per_epoch(),
-    )
+    timeline: Timeline = compile_timeline(recipe.schedule, per_epoch)
 
     # --- optimizers and schedulers
     def named_trainable(phase_id: str | None) -> list[tuple[str, nn.Parameter]]:
@@ -215,7 +216,7 @@ def train_seed(recipe: Any, bundle: DatasetBundle, seed: int, seed_dir: Path, *,
     # --- the loop over the timeline
     global_step = pos["global_step"]
     first_bad = torch.tensor(-1, device=device)  # first step with a non-finite loss, -1: none
-    stream = train_batches(train, recipe.data.batch_size, seed, pos["epoch"], pos["batch"])
+    stream = train_batches(train, recipe.data.batch_size, seed, pos)
     every = recipe.evaluation.every
     eval_every = None if every is None else (every.steps or every.epochs * per_epoch)
     for seg in timeline.segments[pos["segment"]:]:
@@ -224,7 +225,7 @@ def train_seed(recipe: Any, bundle: DatasetBundle, seed: int, seed_dir: Path, *,
         model.train(all(obj.train_mode for _, obj in terms))
         opt, sched = optimizers[seg.optimizer]
         if seg.draws_train:
-            batches = ((b) for (_, _, b) in _track(stream, lambda e, p: _set(pos, e, p)))
+            batches = stream
         else:
             source = objectives[(seg.phase_id, seg.source)]
             source.start_round()
@@ -306,16 +307,6 @@ def train_seed(recipe: Any, bundle: DatasetBundle, seed: int, seed_dir: Path, *,
         writer.close()
     atomic_write_json(seed_dir / "eval" / "metrics.json", {"seed": seed, "step": global_step, "metrics": metrics})
     return SeedResult(seed, metrics)
-
-
-def _set(pos: dict[str, int], epoch: int, batch: int) -> None:
-    pos["epoch"], pos["batch"] = epoch, batch + 1
-
-
-def _track(stream: Iterator, on_batch: Any) -> Iterator:
-    for epoch, position, batch in stream:
-        on_batch(epoch, position)
-        yield epoch, position, batch
 
 
 def _own_batches(source: Any, seg: Segment) -> Iterator:
