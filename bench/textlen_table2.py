@@ -5,18 +5,27 @@ given seeds into one study folder, then prints the Table 2 layout (test accuracy
 Welch p-value against finetune, final CID) next to the paper's BERT-base numbers.
 
 Each method is an ordinary run folder; a method whose run is complete is not run again and
-an interrupted one is resumed, so the study can be split across sessions:
+an interrupted one is resumed (finished seeds are kept), so the study can be split:
 
-    OMP_WAIT_POLICY=PASSIVE python bench/textlen_table2.py --seeds 2021,2022,2023 \
-        [--methods finetune,no_spurious] [--it-parameters '{last_n_layers: 2}'] [--out outputs/textlen-table2]
+    OMP_WAIT_POLICY=PASSIVE python bench/textlen_table2.py --seeds 2021,2022,2023 \\
+        [--methods finetune,no_spurious] [--it-parameters '{last_n_layers: 2}'] \\
+        [--cid-parameters '{last_n_layers: 2}'] [--out outputs/textlen-table2] \\
+        [--archive docs/results/textlen-table2]
 
-``--it-parameters`` sets the influence-tuning parameter set (``all`` in the paper); a subset
-keeps CPU runs affordable and is recorded in each run's overrides.
+``--it-parameters`` sets the influence-tuning parameter set and ``--cid-parameters`` that of
+the final CID (``all`` in the paper for both); a subset keeps CPU runs affordable and is
+recorded in each run's overrides.
+
+``--archive DIR`` keeps a light copy of every run (no checkpoints, no TensorBoard files;
+the finished seeds' metrics and logits) in DIR, a folder that can be committed: a later
+session, on a fresh machine, restores it into ``--out`` and runs only the missing seeds and
+methods. ``--sync`` only refreshes the archive from ``--out`` (run it before a session ends).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -24,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from recipe_engine.compare import compare_paths  # noqa: E402
-from recipe_engine.outputs import is_complete  # noqa: E402
+from recipe_engine.outputs import COMPLETE_MARKER, is_complete  # noqa: E402
 from recipe_engine.resolve import resolve  # noqa: E402
 from recipe_engine.runner import execute, same_method  # noqa: E402
 
@@ -35,6 +44,9 @@ METHODS = {  # method -> (recipe, paper test accuracy with BERT-base, paper fina
     "embedding_tuning": ("recipes/textlen/embedding_tuning.yaml", 82.20, None),
     "no_spurious": ("recipes/textlen/no_spurious.yaml", 84.96, 0.019),
 }
+#: run-folder files an archive keeps (with every finished seed's metrics and eval/ files)
+TOP_FILES = ("recipe.yaml", "resolved.yaml", "run.json", "summary.json", "summary.md", COMPLETE_MARKER)
+SEED_FILES = ("metrics.jsonl", "eval/metrics.json", "eval/dev_logits.pt", "eval/test_logits.pt")
 
 
 def existing_run(study: Path, resolved) -> Path | None:
@@ -48,15 +60,78 @@ def existing_run(study: Path, resolved) -> Path | None:
     return None
 
 
+def finished_seeds(run: Path) -> list[str]:
+    return sorted(p.parent.parent.name for p in run.glob("seed-*/eval/metrics.json"))
+
+
+def light_copy(run: Path, dest: Path) -> None:
+    """Copy what a run's results and a later resume need: top files and finished seeds.
+
+    Written into a temporary folder first and renamed, so an archive never holds half a run."""
+    tmp = dest.with_name(dest.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    for name in TOP_FILES:
+        if (run / name).is_file():
+            tmp.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(run / name, tmp / name)
+    for seed in finished_seeds(run):
+        for name in SEED_FILES:
+            src = run / seed / name
+            if src.is_file():
+                (tmp / seed / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, tmp / seed / name)
+    shutil.rmtree(dest, ignore_errors=True)
+    tmp.rename(dest)
+
+
+def sync_archive(study: Path, archive: Path) -> None:
+    """Archive every run in the study that has at least one finished seed."""
+    for run in sorted(study.glob("*/*/run.json")):
+        run = run.parent
+        if finished_seeds(run):
+            dest = archive / run.parent.name / run.name
+            light_copy(run, dest)
+            print(f"archived {run} -> {dest} ({', '.join(finished_seeds(run))}"
+                  f"{', complete' if is_complete(run) else ''})", file=sys.stderr)
+
+
+def restore_archive(archive: Path, study: Path) -> None:
+    """Copy archived runs the study folder lacks (or holds with fewer finished seeds)."""
+    for run in sorted(archive.glob("*/*/run.json")):
+        run = run.parent
+        dest = study / run.parent.name / run.name
+        if dest.exists() and len(finished_seeds(dest)) >= len(finished_seeds(run)):
+            continue
+        if dest.exists():
+            for seed in finished_seeds(run):
+                if not (dest / seed / "eval" / "metrics.json").is_file():
+                    shutil.rmtree(dest / seed, ignore_errors=True)
+                    shutil.copytree(run / seed, dest / seed)
+        else:
+            shutil.copytree(run, dest)
+        print(f"restored {run} -> {dest}", file=sys.stderr)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", default="2021,2022,2023")
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--it-parameters", default=None, help="influence_tuning parameter set, e.g. '{last_n_layers: 2}'")
+    ap.add_argument("--cid-parameters", default=None, help="parameter set of the cid metric, e.g. '{last_n_layers: 2}'")
     ap.add_argument("--out", default="outputs/textlen-table2")
+    ap.add_argument("--archive", default=None, help="folder of light run copies to restore from and save to")
+    ap.add_argument("--sync", action="store_true", help="only refresh --archive from --out")
     ap.add_argument("--report-only", action="store_true", help="print the table from the runs there are")
     args = ap.parse_args()
     study = Path(args.out)
+    archive = Path(args.archive) if args.archive else None
+    if args.sync:
+        if archive is None:
+            ap.error("--sync needs --archive")
+        sync_archive(study, archive)
+        return 0
+    if archive is not None and archive.is_dir():
+        restore_archive(archive, study)
     seeds = [int(s) for s in args.seeds.split(",")]
     runs: dict[str, Path] = {}
     for method in args.methods.split(","):
@@ -64,10 +139,12 @@ def main() -> int:
         overrides = [f"seeds={json.dumps(seeds)}", "runtime.progress=false"]
         if method == "influence_tuning" and args.it_parameters:
             overrides.append(f"schedule.phases.train.phases.influence.objectives.influence_tuning.params.parameters={args.it_parameters}")
+        if args.cid_parameters:
+            overrides.append(f"evaluation.metrics.cid.params.parameters={args.cid_parameters}")
         resolved = resolve(ROOT / recipe_path, overrides)
         run = existing_run(study, resolved)
         if args.report_only:
-            if run is not None:
+            if run is not None and finished_seeds(run):
                 runs[method] = run
             continue
         if run is not None and is_complete(run):
@@ -75,9 +152,11 @@ def main() -> int:
         else:
             print(f"{method}: {'resuming ' + str(run) if run else 'starting'}", file=sys.stderr)
             code = execute(resolved, str(ROOT / recipe_path), overrides, run_dir=run, out_root=None if run else study)
+            run = existing_run(study, resolved)
+            if archive is not None:
+                sync_archive(study, archive)
             if code != 0:
                 return code
-            run = existing_run(study, resolved)
         runs[method] = run
     if "finetune" not in runs:
         print("no finetune run to compare against", file=sys.stderr)
