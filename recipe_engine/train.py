@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import random
+import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -206,11 +207,12 @@ def train_seed(recipe: Any, bundle: DatasetBundle, seed: int, seed_dir: Path, *,
                    dynamic_ncols=True, leave=False)
 
     def evaluate_during(step: int) -> None:
-        record = {"event": "eval", "step": step, **evaluate_model(recipe, model, evals, bundle, ctx, device, autocast, splits=("dev",))}
+        values = evaluate_model(recipe, model, evals, bundle, ctx, device, autocast, splits=("dev",))
+        record = {"event": "eval", "step": step, "time": round(time.time(), 3), **values}
         append_jsonl(metrics_path, record)
         if writer is not None:
             for k, v in record.items():
-                if isinstance(v, (int, float)) and k not in ("step",):
+                if isinstance(v, (int, float)) and k not in ("step", "time"):
                     writer.add_scalar(f"eval/{k}", v, step)
 
     # --- the loop over the timeline
@@ -266,14 +268,14 @@ def train_seed(recipe: Any, bundle: DatasetBundle, seed: int, seed_dir: Path, *,
                 bar.set_postfix({"phase": seg.phase_id, **{k: f"{float(v.detach()):.4f}" for k, v in parts.items()}}, refresh=False)
             if log_due:
                 record = {"event": "train", "step": global_step, "segment": seg.index, "phase": seg.path,
-                          "loss": float(loss.detach()), "lr": opt.param_groups[0]["lr"],
+                          "time": round(time.time(), 3), "loss": float(loss.detach()), "lr": opt.param_groups[0]["lr"],
                           **{f"loss/{k}": float(v.detach()) for k, v in parts.items()}}
                 for t, obj in terms:
                     record.update({f"{t.id}/{k}": v for k, v in obj.logs().items()})
                 append_jsonl(metrics_path, record)
                 if writer is not None:
                     for k, v in record.items():
-                        if isinstance(v, (int, float)) and k not in ("step", "segment"):
+                        if isinstance(v, (int, float)) and k not in ("step", "segment", "time"):
                             writer.add_scalar(f"train/{k}", v, global_step)
             here = {"segment": seg.index, "step": step + 1, "global_step": global_step, "epoch": pos["epoch"], "batch": pos["batch"]}
             if step + 1 == seg.steps:  # end of the segment: the reset belongs to the round
@@ -295,7 +297,9 @@ def train_seed(recipe: Any, bundle: DatasetBundle, seed: int, seed_dir: Path, *,
 
     # --- final evaluation
     kept: dict[str, Any] = {}
+    eval_start = time.perf_counter()
     metrics = evaluate_model(recipe, model, evals, bundle, ctx, device, autocast, keep=kept)
+    eval_seconds = round(time.perf_counter() - eval_start, 1)
     (seed_dir / "eval").mkdir(exist_ok=True)
     for split, preds in kept.items():  # for the reliability diagram and later analyses
         tmp = seed_dir / "eval" / f"{split}_logits.pt.tmp"
@@ -305,7 +309,8 @@ def train_seed(recipe: Any, bundle: DatasetBundle, seed: int, seed_dir: Path, *,
         for k, v in metrics.items():
             writer.add_scalar(f"final/{k}", v, global_step)
         writer.close()
-    atomic_write_json(seed_dir / "eval" / "metrics.json", {"seed": seed, "step": global_step, "metrics": metrics})
+    atomic_write_json(seed_dir / "eval" / "metrics.json", {"seed": seed, "step": global_step, "metrics": metrics,
+                                                          "final_eval_seconds": eval_seconds})
     return SeedResult(seed, metrics)
 
 

@@ -38,6 +38,9 @@ def test_two_seed_run_folder(tmp_path, capsys):
         assert any((d / "tb").iterdir())
         records = [json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines()]
         assert records and all("loss" in r for r in records if r["event"] == "train")
+        times = [r["time"] for r in records]  # wall-clock stamps: throughput can be read off the log
+        assert times == sorted(times) and times[0] > 1.7e9
+        assert json.loads((d / "eval" / "metrics.json").read_text())["final_eval_seconds"] >= 0
         m = _metrics(run, seed)
         assert 0 <= m["test/accuracy"] <= 100 and "test/worst_group" in m and "dev/aligned" in m
     summary = json.loads((run / "summary.json").read_text())
