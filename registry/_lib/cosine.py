@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from registry._lib.gram import Factors, capture, whole
-from registry._lib.per_example import eval_mode, exact_math, example_losses, per_example_grads, trim_padding
+from registry._lib.per_example import by_length, eval_mode, exact_math, example_losses, per_example_grads, trim_padding
 from registry.types import Batch, EncodedData
 
 Route = Literal["gram", "vmap"]
@@ -38,22 +38,24 @@ def _cosines(dots: torch.Tensor, sq_prb: torch.Tensor, sq_trn: torch.Tensor) -> 
 def gradient_cosines(model: nn.Module, data: EncodedData, probes: torch.Tensor, candidates: torch.Tensor,
                      params: list[tuple[str, nn.Parameter]], device: torch.device | str,
                      route: Route = "gram", chunk: int = 64) -> torch.Tensor:
-    """(P, C) float64 matrix ``cos(g_candidate, g_probe)`` over the parameter set ``params``."""
+    """(P, C) float64 matrix ``cos(g_candidate, g_probe)`` over the parameter set ``params``
+    (candidates in length-sorted chunks of ``chunk`` rows; columns in ``candidates`` order)."""
     out = []
+    chunks, undo = by_length(data, candidates, chunk)
     with eval_mode(model), exact_math(device):
         prb = data.batch(probes).to(device)
         if route == "gram":
             f_prb = _gram_factors(model, prb, params)
             sq_prb = f_prb.sq_norms()
-            for idx in candidates.split(chunk):
+            for idx in chunks:
                 f = _gram_factors(model, data.batch(idx).to(device), params)
                 dots = f_prb.cross(f, whole, whole)[0]
                 out.append(_cosines(dots, sq_prb, f.sq_norms()))
         else:
             g_prb = [g.reshape(len(probes), -1) for g in per_example_grads(model, prb, params)]
             sq_prb = sum((g.double() ** 2).sum(1) for g in g_prb)
-            for idx in candidates.split(chunk):
+            for idx in chunks:
                 g = [x.reshape(len(idx), -1) for x in per_example_grads(model, data.batch(idx).to(device), params)]
                 dots = sum((a @ b.T).double() for a, b in zip(g_prb, g))
                 out.append(_cosines(dots, sq_prb, sum((x.double() ** 2).sum(1) for x in g)))
-    return torch.cat(out, 1) if out else torch.zeros(len(probes), 0, dtype=torch.float64)
+    return torch.cat(out, 1)[:, undo] if out else torch.zeros(len(probes), 0, dtype=torch.float64)

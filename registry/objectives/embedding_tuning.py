@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Iterable
 
 import torch
+from pydantic import Field
 from torch import nn
 
 from registry import register
 from registry._lib.influence import influence_loss
-from registry._lib.per_example import eval_mode, exact_math
+from registry._lib.per_example import by_length, eval_mode, exact_math
 from registry.objectives._confound_groups import ProbeObjective, ProbeParams
 from registry.types import Batch
 
@@ -26,7 +27,8 @@ def pooled_influence(pooled: torch.Tensor, k: int):
 
 @register("objective", "embedding_tuning")
 class EmbeddingTuning(ProbeObjective):
-    """First-order: one batched forward over all probes and candidates, one backward.
+    """First-order: batched forwards over all probes and candidates (rows sorted by length into
+    ``chunk``-row passes, so little padding is computed), one backward.
 
     Eval mode (dropout off), the model's pooled output (the pooler's tanh of [CLS] for BERT),
     the classifier head excluded from the update: the reference code's choices.
@@ -37,7 +39,8 @@ class EmbeddingTuning(ProbeObjective):
     equation = "J = mean_prb (1/k sum_A cos(h_A, h_prb) - 1/k sum_B cos(h_B, h_prb))^2, h = pooled output (eval mode)"
 
     class Params(ProbeParams):
-        pass
+        chunk: int = Field(128, ge=1, description="rows (probes and candidates) per forward pass, sorted by length; "
+                                                  "the result does not depend on it")
 
     def trainable(self, model: nn.Module) -> Iterable[nn.Parameter]:
         head = getattr(model, "head", None)
@@ -49,8 +52,10 @@ class EmbeddingTuning(ProbeObjective):
         device = self.ctx.device
         if rows.numel() == 0:
             return self.no_rows(skipped)
-        data = self.ctx.train.batch(rows.reshape(-1)).to(device)
+        train = self.ctx.train
+        chunks, undo = by_length(train, rows.reshape(-1), self.params.chunk)
         with eval_mode(model), exact_math(device):
-            res = pooled_influence(model(**data.model_inputs()).pooled, self.params.k)
+            pooled = torch.cat([model(**train.batch(c).to(device).model_inputs()).pooled for c in chunks])[undo]
+            res = pooled_influence(pooled, self.params.k)
         self.record(res, skipped)
         return res.J

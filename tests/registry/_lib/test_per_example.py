@@ -1,7 +1,7 @@
 import torch
 
 from registry._lib.param_sets import select_parameters
-from registry._lib.per_example import eval_mode, per_example_grads, per_example_grads_loop, trim_padding
+from registry._lib.per_example import by_length, eval_mode, per_example_grads, per_example_grads_loop, trim_padding
 from tests.registry._lib.fakes import balanced_data, tiny_classifier
 
 
@@ -23,6 +23,18 @@ def test_trim_padding_drops_only_all_pad_columns():
     t = trim_padding(b)
     assert t.input_ids.shape[1] == int(b.attention_mask.sum(1).max())
     assert torch.equal(t.input_ids, b.input_ids[:, : t.input_ids.shape[1]])
+
+
+def test_by_length_sorts_chunks_and_undoes_the_sort():
+    data = balanced_data(6, seq_len=16)
+    index = torch.tensor([11, 3, 7, 0, 19, 5, 2, 14, 8])
+    lengths = lambda idx: data.batch(idx).attention_mask.sum(1)  # noqa: E731
+    chunks, undo = by_length(data, index, 4)
+    assert [len(c) for c in chunks] == [4, 4, 1]
+    flat = torch.cat(chunks)
+    assert sorted(flat.tolist()) == sorted(index.tolist())
+    assert torch.equal(lengths(flat), lengths(flat).sort().values)
+    assert torch.equal(flat[undo], index)
 
 
 def test_eval_mode_restores_the_previous_mode():

@@ -57,10 +57,11 @@ def test_batched_J_and_gradient_equal_the_loop_and_finite_differences():
     assert abs(fd - (fast @ v).item()) <= 1e-5 * abs(fd)
 
 
-def test_objective_loss_excludes_the_head_and_uses_eval_mode():
+@pytest.mark.parametrize("chunk", [3, 128])  # several length-sorted forward passes, or one
+def test_objective_loss_excludes_the_head_and_uses_eval_mode(chunk):
     model = tiny_classifier().train()
     data = balanced_data(4)
-    obj = registry.build("objectives", "embedding_tuning", {"probes": 4, "k": 2, "probe_batch": 4})
+    obj = registry.build("objectives", "embedding_tuning", {"probes": 4, "k": 2, "probe_batch": 4, "chunk": chunk})
     obj.bind(context(model, data, seed=1))
     head = {id(p) for p in model.head.parameters()}
     chosen = {id(p) for p in obj.trainable(model)}
