@@ -23,3 +23,14 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def shared_root() -> Path:
+    """The project's offline data bundle (../shared/data); tests that read it skip without it."""
+    from registry.datasets.data_root import default_data_root
+
+    root = default_data_root()
+    if not (root / "textlen").is_dir():
+        pytest.skip(f"the shared data bundle is not at {root}")
+    return root

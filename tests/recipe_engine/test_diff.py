@@ -73,7 +73,7 @@ def method_lines(out: str) -> list[str]:
     return block
 
 
-def test_added_phase_is_one_method_change_with_provenance(recipes, capsys):
+def test_added_phase_is_one_method_change_with_provenance(recipes, capsys, shared_root):
     a = recipes("finetune.yaml", FINETUNE)
     b = recipes("influence.yaml", INFLUENCE)
     assert main(["diff", a, b]) == 1
@@ -279,7 +279,7 @@ def test_run_against_its_own_recipe_is_same_method(recipes, tmp_path, capsys):
     assert out["same_method"] and out["changes"] == [] and out["a"]["kind"] == "run"
 
 
-def test_batch_size_change_shows_the_longer_timeline(recipes, capsys):
+def test_batch_size_change_shows_the_longer_timeline(recipes, capsys, shared_root):  # timelines need the data size
     a = recipes("finetune.yaml", FINETUNE)
     b = recipes("b32.yaml", FINETUNE + "data: {batch_size: 32}\n")
     assert main(["diff", a, b]) == 1
