@@ -2,7 +2,8 @@
 
 Runs finetune, adversarial, influence tuning, embedding tuning and no_spurious over the
 given seeds into one study folder, then prints the Table 2 layout (test accuracy mean ± sd,
-Welch p-value against finetune, final CID) next to the paper's BERT-base numbers.
+Welch p-value against finetune, final CID; also the accuracy on the test examples whose
+prefix contradicts the label, where a shortcut shows) next to the paper's BERT-base numbers.
 
 Each method is an ordinary run folder; a method whose run is complete is not run again and
 an interrupted one is resumed (finished seeds are kept), so the study can be split:
@@ -163,7 +164,7 @@ def main() -> int:
         return 1
     order = [m for m in METHODS if m in runs]
     print(compare_paths([str(runs[m]) for m in order], baseline=str(runs["finetune"]),
-                        metrics="test/accuracy,train/cid", fmt_name="text"))
+                        metrics="test/accuracy,test/conflicting,train/cid", fmt_name="text"))
     print("\npaper (BERT-base, 5 seeds): " + ", ".join(
         f"{m} {METHODS[m][1]:.2f}" + (f" (CID {METHODS[m][2]})" if METHODS[m][2] is not None else "") for m in order))
     return 0
