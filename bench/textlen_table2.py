@@ -71,16 +71,11 @@ def light_copy(run: Path, dest: Path) -> None:
     Written into a temporary folder first and renamed, so an archive never holds half a run."""
     tmp = dest.with_name(dest.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
-    for name in TOP_FILES:
+    wanted = [*TOP_FILES, *(f"{seed}/{name}" for seed in finished_seeds(run) for name in SEED_FILES)]
+    for name in wanted:
         if (run / name).is_file():
-            tmp.mkdir(parents=True, exist_ok=True)
+            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(run / name, tmp / name)
-    for seed in finished_seeds(run):
-        for name in SEED_FILES:
-            src = run / seed / name
-            if src.is_file():
-                (tmp / seed / name).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(src, tmp / seed / name)
     shutil.rmtree(dest, ignore_errors=True)
     tmp.rename(dest)
 
@@ -89,10 +84,11 @@ def sync_archive(study: Path, archive: Path) -> None:
     """Archive every run in the study that has at least one finished seed."""
     for run in sorted(study.glob("*/*/run.json")):
         run = run.parent
-        if finished_seeds(run):
+        seeds = finished_seeds(run)
+        if seeds:
             dest = archive / run.parent.name / run.name
             light_copy(run, dest)
-            print(f"archived {run} -> {dest} ({', '.join(finished_seeds(run))}"
+            print(f"archived {run} -> {dest} ({', '.join(seeds)}"
                   f"{', complete' if is_complete(run) else ''})", file=sys.stderr)
 
 
