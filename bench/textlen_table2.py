@@ -65,13 +65,13 @@ def finished_seeds(run: Path) -> list[str]:
     return sorted(p.parent.parent.name for p in run.glob("seed-*/eval/metrics.json"))
 
 
-def light_copy(run: Path, dest: Path) -> None:
-    """Copy what a run's results and a later resume need: top files and finished seeds.
+def light_copy(run: Path, dest: Path, seeds: list[str]) -> None:
+    """Copy what a run's results and a later resume need: top files and the finished ``seeds``.
 
     Written into a temporary folder first and renamed, so an archive never holds half a run."""
     tmp = dest.with_name(dest.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
-    wanted = [*TOP_FILES, *(f"{seed}/{name}" for seed in finished_seeds(run) for name in SEED_FILES)]
+    wanted = [*TOP_FILES, *(f"{seed}/{name}" for seed in seeds for name in SEED_FILES)]
     for name in wanted:
         if (run / name).is_file():
             (tmp / name).parent.mkdir(parents=True, exist_ok=True)
@@ -87,7 +87,7 @@ def sync_archive(study: Path, archive: Path) -> None:
         seeds = finished_seeds(run)
         if seeds:
             dest = archive / run.parent.name / run.name
-            light_copy(run, dest)
+            light_copy(run, dest, seeds)
             print(f"archived {run} -> {dest} ({', '.join(seeds)}"
                   f"{', complete' if is_complete(run) else ''})", file=sys.stderr)
 
@@ -97,10 +97,11 @@ def restore_archive(archive: Path, study: Path) -> None:
     for run in sorted(archive.glob("*/*/run.json")):
         run = run.parent
         dest = study / run.parent.name / run.name
-        if dest.exists() and len(finished_seeds(dest)) >= len(finished_seeds(run)):
+        archived = finished_seeds(run)
+        if dest.exists() and len(finished_seeds(dest)) >= len(archived):
             continue
         if dest.exists():
-            for seed in finished_seeds(run):
+            for seed in archived:
                 if not (dest / seed / "eval" / "metrics.json").is_file():
                     shutil.rmtree(dest / seed, ignore_errors=True)
                     shutil.copytree(run / seed, dest / seed)
