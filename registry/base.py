@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from registry import Component
-from registry.types import Batch, DatasetBundle, ObjectiveContext, Predictions
+from registry.types import Batch, DatasetBundle, EncodedData, ObjectiveContext, Predictions
 
 
 class ModelComponent(Component):
@@ -47,6 +47,9 @@ class Objective(Component):
 
     #: run the model in train mode (dropout on) while this term is active
     train_mode: ClassVar[bool] = True
+    #: a *probe* term that draws its own batches (``batches``) rather than reading the
+    #: training batch; in a phase with per-batch terms it draws one batch per step
+    own_data: ClassVar[bool] = False
 
     def bind(self, ctx: ObjectiveContext) -> None:
         """Called once per seed, after the model is built and before training."""
@@ -64,12 +67,21 @@ class Objective(Component):
         """Own data source (e.g. influence probes); ``None``: use the train loader."""
         return None
 
-    def steps_per_epoch(self) -> int | None:
-        """Length of one epoch of ``batches``; ``None`` when the train loader is used."""
+    def steps_per_epoch(self, train: EncodedData | None = None) -> int | None:
+        """Length of one epoch of ``batches`` on the training data ``train`` (the bound data
+        when omitted, params alone before binding); ``None`` for a per-batch term."""
         return None
 
     def start_round(self) -> None:
         """Called when a phase that contains this term starts (e.g. sample new probes)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint must keep to resume mid-phase (e.g. the round's probes); tensors,
+        numbers and strings only."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore ``state_dict()``."""
 
     def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         raise NotImplementedError

@@ -9,7 +9,7 @@ replacement.
 from __future__ import annotations
 
 import math
-from typing import Iterator
+from typing import Any, Iterator
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -91,6 +91,7 @@ class ProbeObjective(Objective):
     """An objective that brings its own batches: the round's probes, ``probe_batch`` at a time."""
 
     train_mode = False
+    own_data = True
     requires = ("confound",)
     Params = ProbeParams
 
@@ -103,11 +104,21 @@ class ProbeObjective(Objective):
     def start_round(self) -> None:
         self._round = self.groups.sample_probes(self.params.probes, self.ctx.generator)
 
-    def steps_per_epoch(self) -> int:
+    def steps_per_epoch(self, train: EncodedData | None = None) -> int:
+        """``ceil(min(probes, eligible) / probe_batch)``: eligible = training examples with a
+        visible, known confound (params alone when neither ``train`` nor bound data is given)."""
+        data = train if train is not None else getattr(getattr(self, "ctx", None), "train", None)
         n = self.params.probes
-        if getattr(self, "groups", None) is not None:
-            n = min(n, self.groups.eligible.numel())
+        if data is not None:
+            known = torch.as_tensor(data.confound) >= 0
+            n = min(n, int((torch.as_tensor(data.confound_visible).bool() & known).sum()))
         return math.ceil(n / self.params.probe_batch)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"round": self._round}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._round = state["round"]
 
     def batches(self, epoch: int) -> Iterator[Batch]:
         if self._round is None:
