@@ -137,6 +137,11 @@ def cmd_explain(args: argparse.Namespace) -> int:
         if cls.equation:
             print(f"  equation: {cls.equation}")
         print(f"  requires: {', '.join(cls.requires) or 'nothing beyond text and label'}")
+        if kind == "objectives":
+            print("  data:     " + (
+                "brings its own (a probe term): alone in a phase it is a round on its own batches, `for: {epochs: N}` "
+                "of them, outside the training budget; next to a per-batch term it draws one batch of its own per step"
+                if cls.own_data else "per-batch: reads the training batch; a phase with it uses the training budget"))
         fields = cls.Params.model_fields
         print("  params:" + ("" if fields else " none"))
         for fname, f in fields.items():
@@ -199,8 +204,30 @@ def cmd_validate(args: argparse.Namespace) -> int:
             print(exc.render(), file=sys.stderr)
             status = EXIT_INVALID
             continue
+        problems = _schedule_problems(resolved)
+        if problems:
+            print(RecipeErrors(problems).render(), file=sys.stderr)
+            status = EXIT_INVALID
+            continue
         print(f"{path}: ok ({resolved.recipe.name}, fingerprint {resolved.fingerprint[:8]})")
     return status
+
+
+def _schedule_problems(resolved: Any) -> list:
+    """The compiled schedule's problems (phases that get no step), at their lines; a note on
+    stderr, and none, when the dataset cannot be read here (the schedule needs its size)."""
+    from recipe_engine.bundles import recipe_timeline
+    from recipe_engine.plan import PlanError
+    from recipe_engine.resolve import plan_error, schedule_errors
+
+    try:
+        return schedule_errors(resolved, recipe_timeline(resolved.recipe))
+    except PlanError as exc:
+        return [plan_error(resolved, exc)]
+    except UserError as exc:
+        print(f"note: {resolved.recipe.name}: the schedule was not compiled (the dataset is needed for its "
+              f"steps per epoch): {exc}", file=sys.stderr)
+        return []
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -259,19 +286,17 @@ def _short(v: Any) -> str:
 
 
 def schedule_text(resolved: Any) -> str:
-    from recipe_engine.plan import DESCRIBE_HEADER, compile_timeline, describe
+    from recipe_engine.bundles import load_bundle, recipe_timeline
+    from recipe_engine.plan import DESCRIBE_HEADER, describe
     from recipe_engine.table import format_table
-    from registry.datasets.data_root import resolve_data_root
 
     recipe = resolved.recipe
-    dataset = registry.build("datasets", recipe.data.name, recipe.data.params)
-    bundle = dataset.load(resolve_data_root(recipe.runtime.data_root))
-    n_train = len(bundle.splits[recipe.data.train_split])
-    per_epoch = math.ceil(n_train / recipe.data.batch_size)
-    tl = compile_timeline(recipe.schedule, per_epoch)
-    head = (f"{recipe.name}: {n_train} training examples, batch {recipe.data.batch_size} -> {per_epoch} steps/epoch; "
+    tl = recipe_timeline(recipe)
+    n_train = len(load_bundle(recipe).splits[recipe.data.train_split])
+    head = (f"{recipe.name}: {n_train} training examples, batch {recipe.data.batch_size} -> {tl.steps_per_epoch} steps/epoch; "
             f"{tl.train_steps} train-data steps, {tl.total_steps} optimizer steps in {len(tl.segments)} segments")
-    return head + "\n" + format_table(describe(tl), DESCRIBE_HEADER)
+    dropped = "".join(f"\nphase {pid!r} gets no step: {why}" for pid, why in tl.dropped.items())
+    return head + "\n" + format_table(describe(tl), DESCRIBE_HEADER) + dropped
 
 
 # ---------------------------------------------------------------- run

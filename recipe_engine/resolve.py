@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 import registry
 from recipe_engine.errors import RecipeError, RecipeErrors
 from recipe_engine.load import LoadedRecipe, load_recipe, load_text, origin_of
+from recipe_engine.plan import PlanError, Timeline, brings_own_data, walk_phases
 from recipe_engine.schema import METHOD_SECTIONS, recipe_model
 
 # the component kind that each slot of a recipe holds, by the key that leads to it
@@ -323,43 +324,31 @@ def _semantic_checks(recipe: Any, loaded: LoadedRecipe) -> list[RecipeError]:
                           f"or map one in data.params.columns.{col}")
 
     ids: dict[str, tuple] = {}
-
-    def walk(phases: list, raw_path: tuple) -> bool:
-        """Check phases; return whether any leaf draws from the training data."""
-        draws_train = False
-        for i, ph in enumerate(phases):
-            p = raw_path + (i,)
-            if ph.id in ids:
-                err(p + ("id",), f"duplicate phase id {ph.id!r} (also at {origin_of(loaded, ids[ph.id] + ('id',))}); phase ids must be unique")
-            ids[ph.id] = p
-            if ph.phases:
-                child_train = walk(ph.phases, p + ("phases",))
-                draws_train |= child_train
-                if ph.repeat == "until_end" and not child_train:
-                    err(p + ("repeat",), "repeat: until_end needs a nested phase that trains on the training data, or it never ends; use a number")
-                if ph.repeat == "until_end" and recipe.schedule.length is None:
-                    err(p + ("repeat",), "repeat: until_end needs schedule.length (e.g. length: {epochs: 10})")
-                continue
-            if ph.until == "end" and recipe.schedule.length is None:
-                err(p + ("until",), "until: end needs schedule.length (e.g. length: {epochs: 10})")
-            term_ids: set[str] = set()
-            own_sources = 0
-            for j, term in enumerate(ph.objectives):
-                tid = term.id or term.name
-                if tid in term_ids:
-                    err(p + ("objectives", j), f"two terms with id {tid!r} in one phase; give one an `id`")
-                term_ids.add(tid)
-                check_requires("objectives", term.name, p + ("objectives", j, "name"))
-                obj = registry.build("objectives", term.name, term.params)
-                if obj.steps_per_epoch() is not None:
-                    own_sources += 1
-            if own_sources > 1:
-                err(p + ("objectives",), "at most one term of a phase may bring its own data (e.g. influence_tuning); split them into phases")
-            if own_sources == 0:
-                draws_train = True
-        return draws_train
-
-    walk(recipe.schedule.phases, ("schedule", "phases"))
+    for node in walk_phases(recipe.schedule.phases):
+        ph, p = node.phase, node.raw_path
+        if ph.id in ids:
+            err(p + ("id",), f"duplicate phase id {ph.id!r} (also at {origin_of(loaded, ids[ph.id] + ('id',))}); phase ids must be unique")
+        ids[ph.id] = p
+        if not node.is_leaf:
+            if ph.repeat == "until_end" and not any(_draws_train(n.phase) for n in walk_phases(ph.phases) if n.is_leaf):
+                err(p + ("repeat",), "repeat: until_end needs a nested phase that trains on the training data, or it never ends; use a number")
+            if ph.repeat == "until_end" and recipe.schedule.length is None:
+                err(p + ("repeat",), "repeat: until_end needs schedule.length (e.g. length: {epochs: 10})")
+            continue
+        if ph.until == "end" and recipe.schedule.length is None:
+            err(p + ("until",), "until: end needs schedule.length (e.g. length: {epochs: 10})")
+        term_ids: set[str] = set()
+        for j, term in enumerate(ph.objectives):
+            tid = term.id or term.name
+            if tid in term_ids:
+                err(p + ("objectives", j), f"two terms with id {tid!r} in one phase; give one an `id`")
+            term_ids.add(tid)
+            check_requires("objectives", term.name, p + ("objectives", j, "name"))
+        probes = [t.id or t.name for t in ph.objectives if brings_own_data(t.name)]
+        if len(probes) > 1 and not _draws_train(ph):
+            err(p + ("objectives",), f"a round (a phase whose terms all bring their own data) runs on one term's "
+                                     f"batches, but this one has {len(probes)} ({', '.join(probes)}); split them into "
+                                     "phases, or add a per-batch term such as cross_entropy to train them jointly")
     for j, metric in enumerate(recipe.evaluation.metrics):
         check_requires("metrics", metric.name, ("evaluation", "metrics", j, "name"))
     for j, split in enumerate(recipe.evaluation.splits):
@@ -371,3 +360,27 @@ def _semantic_checks(recipe: Any, loaded: LoadedRecipe) -> list[RecipeError]:
         err(("data", "train_split"), f"dataset {recipe.data.name!r} has no split {recipe.data.train_split!r}; it has {', '.join(splits)}")
     return errors
 
+
+
+def _draws_train(phase: Any) -> bool:
+    """Does a leaf phase read the training batch (has at least one per-batch term)?"""
+    return any(not brings_own_data(t.name) for t in phase.objectives)
+
+
+def schedule_errors(resolved: Resolved, timeline: Timeline) -> list[RecipeError]:
+    """Declared phases that get no step in the compiled ``timeline``, at their lines."""
+    where = {n.phase.id: n.raw_path for n in walk_phases(resolved.recipe.schedule.phases)}
+    errors = []
+    for pid, why in timeline.dropped.items():
+        path = where[pid]
+        errors.append(RecipeError(f"phase {pid!r} gets no step: {why}; fix its length, or write "
+                                  "`min_remaining: 1` if it may be skipped",
+                                  dotted_path(path, resolved.loaded.data), origin_of(resolved.loaded, path)))
+    return errors
+
+
+def plan_error(resolved: Resolved, exc: PlanError) -> RecipeError:
+    """A ``PlanError`` at the line of the phase it names."""
+    where = {n.phase.id: n.raw_path for n in walk_phases(resolved.recipe.schedule.phases)}
+    path = where.get(exc.phase, ("schedule",))
+    return RecipeError(str(exc), dotted_path(path, resolved.loaded.data), origin_of(resolved.loaded, path))

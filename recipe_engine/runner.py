@@ -15,6 +15,7 @@ import torch
 import yaml
 
 import registry
+from recipe_engine.bundles import load_bundle
 from recipe_engine.errors import UserError
 from recipe_engine.evaluate import aggregate_seeds, write_summary
 from recipe_engine.outputs import (atomic_write_json, atomic_write_text, data_hashes, environment_info, is_complete,
@@ -90,8 +91,7 @@ def execute(resolved: Resolved, recipe_path: str, overrides: list[str], *, run_d
         torch.set_num_threads(recipe.runtime.threads)
     device = pick_device(recipe.runtime.device)
     data_root = resolve_data_root(recipe.runtime.data_root)
-    dataset = registry.build("datasets", recipe.data.name, recipe.data.params)
-    bundle = dataset.load(data_root)
+    bundle = load_bundle(recipe, fresh=True)
 
     if run_dir is None:
         run_dir = new_run_dir(out_root, recipe.name, resolved.fingerprint)

@@ -118,7 +118,7 @@ def train_seed(recipe: Any, bundle: DatasetBundle, seed: int, seed_dir: Path, *,
             if log_due or ckpt_due or eval_due or global_step == max_steps:
                 guard.check(seed, seg, terms, ckpt)
             if log_due:
-                out.train(global_step, train_record(seg, loss, slot, parts, terms), postfix(seg, parts))
+                out.train(global_step, train_record(seg, step, loss, slot, parts, terms), postfix(seg, parts))
             here = {"segment": seg.index, "step": step + 1, "global_step": global_step, "epoch": pos["epoch"], "batch": pos["batch"]}
             if step + 1 == seg.steps:  # end of the segment: the reset belongs to the round
                 reset_moments(run.optimizers, seg)
@@ -332,11 +332,13 @@ class NonFinite:
                 + f"); nothing after the last good checkpoint {ckpt} was saved; lower the learning rate or the term weights")
 
 
-def train_record(seg: Segment, loss: torch.Tensor, slot: OptimizerSlot, parts: dict[str, torch.Tensor],
-                 terms: list[tuple[Term, Objective]]) -> dict[str, Any]:
-    """The metrics.jsonl fields of a training step: the loss, each term's weighted part and its logs."""
+def train_record(seg: Segment, step_in_phase: int, loss: torch.Tensor, slot: OptimizerSlot,
+                 parts: dict[str, torch.Tensor], terms: list[tuple[Term, Objective]]) -> dict[str, Any]:
+    """The metrics.jsonl fields of a training step: the loss, each term's weighted part, its
+    weight (when it is not 1: a ramp's value at this step) and its logs."""
     record = {"segment": seg.index, "phase": seg.path, "time": round(time.time(), 3), "loss": float(loss.detach()),
               "lr": slot.optimizer.param_groups[0]["lr"], **{f"loss/{k}": float(v.detach()) for k, v in parts.items()}}
+    record.update({f"weight/{t.id}": term_weight(t.weight, step_in_phase) for t, _ in terms if t.weight != 1.0})
     for t, obj in terms:
         record.update({f"{t.id}/{k}": v for k, v in obj.logs().items()})
     return record

@@ -123,10 +123,15 @@ class Files(DatasetComponent):
             fmt = FORMATS[suffix]
         if fmt == "csv" and suffix == ".tsv":
             kwargs["delimiter"] = "\t"
+        quiet = datasets.utils.are_progress_bars_disabled()
+        datasets.disable_progress_bars()  # a local file: no "Generating train split" bar on stderr
         try:
             return datasets.load_dataset(fmt, data_files=str(file), split="train", **kwargs)
         except Exception as exc:
             raise UserError(f"{file}: could not be read as {fmt} ({type(exc).__name__}: {_first_line(exc)}); fix: check the file or set data.params.format") from exc
+        finally:
+            if not quiet:
+                datasets.enable_progress_bars()
 
     def _read_hub(self, split: str):
         import datasets

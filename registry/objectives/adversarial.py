@@ -10,13 +10,9 @@ from torch import nn
 from recipe_engine.errors import UserError
 from registry import register
 from registry._lib.grl import grad_reverse
+from registry._lib.precision import full_precision
 from registry.base import Objective
 from registry.types import Batch, ObjectiveContext
-
-
-def _full(x: torch.Tensor) -> torch.Tensor:
-    """Half-precision logits (autocast) to float32 for the loss; float32/64 unchanged."""
-    return x if x.dtype in (torch.float32, torch.float64) else x.float()
 
 
 @register("objective", "adversarial")
@@ -70,7 +66,7 @@ class Adversarial(Objective):
 
     def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         out = model(**batch.model_inputs())
-        task = F.cross_entropy(_full(out.logits), batch.labels)
+        task = F.cross_entropy(full_precision(out.logits), batch.labels)
         conf = task.new_zeros(())
         self._logs = {}
         if batch.confound is not None:
@@ -81,7 +77,7 @@ class Adversarial(Objective):
                 h = F.dropout(out.pooled[keep], self.dropout_p, training=model.training)
                 z = self.confound_head(grad_reverse(h, self.params.grl_lambda))
                 target = batch.confound[keep]
-                conf = F.cross_entropy(_full(z), target)
+                conf = F.cross_entropy(full_precision(z), target)
                 self._logs["confound_accuracy"] = float((z.argmax(-1) == target).float().mean())
         self._logs.update(task_loss=float(task.detach()), confound_loss=float(conf.detach()))
         return task + self.params.confound_weight * conf

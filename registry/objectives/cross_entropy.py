@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from registry import register
+from registry._lib.precision import full_precision
 from registry.base import Objective
 from registry.types import Batch
 
@@ -23,4 +24,4 @@ class CrossEntropy(Objective):
 
     def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         logits = model(**batch.model_inputs()).logits
-        return F.cross_entropy(logits.float(), batch.labels, label_smoothing=self.params.label_smoothing)
+        return F.cross_entropy(full_precision(logits), batch.labels, label_smoothing=self.params.label_smoothing)
