@@ -34,10 +34,10 @@ schedule:
 """
 
 
-def _joint_recipe(tmp_path: Path, name: str) -> Path:
+def _joint_recipe(tmp_path: Path, name: str, params: dict | None = None) -> Path:
     recipe = write_recipe(tmp_path / "joint.yaml", write_data(tmp_path), seeds=(5,))
     text = recipe.read_text()
-    text = text[:text.index("schedule:")] + JOINT.format(name=name, params=json.dumps(PROBE[name])) \
+    text = text[:text.index("schedule:")] + JOINT.format(name=name, params=json.dumps(params or PROBE[name])) \
         + text[text.index("evaluation:"):]
     recipe.write_text(text.replace("log_every: 2", "log_every: 1"))
     return recipe
@@ -120,3 +120,24 @@ def test_joint_gradient_is_the_weighted_sum_of_the_terms(name):
     assert weight.at(step) == pytest.approx(0.3)
     assert g_other.norm() > 0 and g_ce.norm() > 0
     assert ((joint - expected).norm() / expected.norm()).item() < 1e-12
+
+
+@pytest.mark.slow
+def test_a_run_killed_inside_a_joint_phase_resumes_to_the_same_metrics(tmp_path):
+    """Checkpoints inside a joint phase keep the probe term's round and stream position: 12
+    probes, 4 per step, so the checkpoint at step 28 falls inside a pass over a round's probes."""
+    recipe = _joint_recipe(tmp_path, "embedding_tuning", {"probes": 12, "k": 2, "probe_batch": 4})
+    recipe.write_text(recipe.read_text().replace("checkpoint_every: 3", "checkpoint_every: 4"))
+    assert main(["run", str(recipe), "--out", str(tmp_path / "a")]) == 0
+    assert main(["run", str(recipe), "--out", str(tmp_path / "b"), "--max-steps", "31"]) == 3  # checkpoint at 28
+    run_a = next((tmp_path / "a" / "tiny-e2e").iterdir())
+    run_b = next((tmp_path / "b" / "tiny-e2e").iterdir())
+    assert main(["run", str(recipe), "--resume", str(run_b)]) == 0
+    metrics = [json.loads((r / "seed-5" / "eval" / "metrics.json").read_text())["metrics"] for r in (run_a, run_b)]
+    assert metrics[0] == metrics[1]
+    logs = []
+    for r in (run_a, run_b):
+        records = [json.loads(x) for x in (r / "seed-5" / "metrics.jsonl").read_text().splitlines()]
+        last = {x["step"]: x for x in records if x["event"] == "train"}  # resumed steps overwrite the replayed ones
+        logs.append({s: {k: v for k, v in x.items() if k != "time"} for s, x in last.items()})
+    assert logs[0] == logs[1]
