@@ -1,6 +1,6 @@
 """Shared pieces of the benchmarks: threads, models, TextLen-like inputs, interleaved timing.
 
-Import this module before torch: it sets ``OMP_WAIT_POLICY=PASSIVE`` (perf_notes sec. 2.1:
+Import this module before torch: it sets ``OMP_WAIT_POLICY=PASSIVE`` (docs/performance.md sec. 1:
 an active OpenMP spin-wait makes timings bimodal on a shared 2-core box).
 """
 from __future__ import annotations
@@ -41,7 +41,7 @@ def machine() -> str:
 
 
 def tiny_model(dtype: torch.dtype = torch.float32, seed: int = 0) -> Classifier:
-    """perf_notes sec. 2.1: vocab 5000, hidden 128, 2 layers, 2 heads, intermediate 512 (1.06M params)."""
+    """The prototype model of docs/performance.md: vocab 5000, hidden 128, 2 layers, 2 heads, intermediate 512 (1.06M params)."""
     torch.manual_seed(seed)
     cfg = BertConfig(vocab_size=5000, hidden_size=128, num_hidden_layers=2, num_attention_heads=2,
                      intermediate_size=512, max_position_embeddings=64, attn_implementation="eager")

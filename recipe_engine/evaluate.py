@@ -6,7 +6,7 @@ import contextlib
 import math
 import statistics
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Protocol
+from typing import Any, Iterable, Mapping, Protocol
 
 import torch
 from torch import nn
@@ -14,6 +14,7 @@ from torch import nn
 from recipe_engine.errors import UserError
 from recipe_engine.outputs import atomic_write_json, atomic_write_text
 from recipe_engine.table import decimals, fmt, mean_sd, order_keys
+from registry._lib.per_example import eval_mode
 from registry.base import Metric
 from registry.types import Batch, Predictions
 
@@ -25,18 +26,6 @@ class EvalData(Protocol):
     confound: torch.Tensor | None
 
     def loader(self, batch_size: int, shuffle: bool = False) -> Iterable[Batch]: ...
-
-
-@contextlib.contextmanager
-def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """``model.eval()`` inside the block; every submodule's previous mode is restored after it."""
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        yield model
-    finally:
-        for m, training in modes:
-            m.training = training
 
 
 def _logits(output: Any) -> torch.Tensor:

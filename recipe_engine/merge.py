@@ -1,6 +1,6 @@
 """`extends:` merging with provenance, ``~key`` deletion, and list-item identities.
 
-Rules (DESIGN.md section 3): mappings deep-merge; a list whose items (in parent and child)
+Rules (docs/architecture.md, "Recipes are data"): mappings deep-merge; a list whose items (in parent and child)
 are all mappings with a unique ``id`` or ``name`` merges item by item (same identity:
 deep-merge in the parent's position; new: appended); any other list, and an empty child
 list, replaces. ``~key`` in a child deletes ``key``; ``{~id: X}`` (or ``{~name: X}``) in a

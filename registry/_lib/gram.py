@@ -5,7 +5,7 @@ gradient is ``dW_i = sum_t d_it a_it^T`` (d = dL_i/dz), so
 
     <dW_i, dW_j> = sum_{t,s} (a_it . a_js)(d_it . d_js),     <db_i, db_j> = (sum_t d_it).(sum_s d_js)
 
-(Opacus ghost clipping; Kronfluence pairwise scores; perf_notes sec. 2.3).  An Embedding's
+(Opacus ghost clipping; Kronfluence pairwise scores; docs/performance.md sec. 2).  An Embedding's
 per-example gradient has row ``id_t`` += d_t, so ``<dE_i, dE_j> = sum_{t,s} [id_it = id_js] (d_it . d_js)``
 (padding_idx rows never get a gradient).  A LayerNorm's per-example gradients are small
 (``sum_t d_t * xhat_t`` and ``sum_t d_t``) and are materialised exactly.

@@ -1,5 +1,5 @@
 """Hessian-vector products by plain double backward (the fastest standalone HVP on CPU,
-perf_notes sec. 2.6), as the influence-tuning reference code computes them."""
+docs/performance.md sec. 3), as the influence-tuning reference code computes them."""
 from __future__ import annotations
 
 import torch

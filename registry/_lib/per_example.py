@@ -18,14 +18,16 @@ from registry.types import Batch, EncodedData
 
 
 @contextmanager
-def eval_mode(model: nn.Module) -> Iterator[None]:
-    """Dropout off inside the block; the previous train/eval mode is restored after it."""
-    was = model.training
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Dropout off inside the block (``model.eval()``); every submodule's previous mode is
+    restored after it.  The one eval-mode switch of the project (objectives, metrics, evaluation)."""
+    modes = [(m, m.training) for m in model.modules()]
     model.eval()
     try:
-        yield
+        yield model
     finally:
-        model.train(was)
+        for m, training in modes:
+            m.training = training
 
 
 @contextmanager
@@ -75,7 +77,7 @@ def example_losses(model: nn.Module, batch: Batch) -> torch.Tensor:
 def per_example_grads(model: nn.Module, batch: Batch, params: list[tuple[str, nn.Parameter]]) -> list[torch.Tensor]:
     """``[g[:, *p.shape] for p in params]``: first-order per-example gradients by vmap(grad).
 
-    Exact (first-order vmap has no LayerNorm batching issue; perf_notes sec. 2.3); costs
+    Exact (first-order vmap has no LayerNorm batching issue; docs/performance.md sec. 2); costs
     N x P memory, so callers chunk N.  Not differentiable with respect to the parameters.
     """
     names = [n for n, _ in params]

@@ -2,7 +2,7 @@
 
 Every model component ends in ``make_classifier``, so pooling, dropout and the attention
 implementation are handled one way.  ``attention: eager`` is the default because SDPA has
-no double backward (../shared/perf_notes.md), which second-order objectives need.
+no double backward (docs/performance.md), which second-order objectives need.
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 ``forward`` takes a 2-D padding mask and turns it into a 4-D additive float mask itself,
 so that the model can be vmapped (transformers 5 BERT cannot vmap its 2-D mask helper)
 and differentiated twice (with ``attn_implementation="eager"``; SDPA has no double
-backward).  See ../shared/perf_notes.md.
+backward).  See docs/performance.md.
 """
 from __future__ import annotations
 
