@@ -4,6 +4,15 @@ from recipe_engine.cli import main
 from tests.recipe_engine.tiny_run import write_data, write_recipe
 
 
+WARMUP_20 = """\
+schedule:
+  unit: step
+  length: {steps: 20}
+  phases:
+    - {id: warmup, for: 20, objectives: [{name: cross_entropy}]}
+"""
+
+
 def _recipe(tmp_path, schedule: str):
     recipe = write_recipe(tmp_path / "r.yaml", write_data(tmp_path))
     text = recipe.read_text()
@@ -16,12 +25,7 @@ def _line_of(path, needle: str) -> int:
 
 
 def test_until_end_after_the_budget_is_used_up_is_refused(tmp_path, capsys):
-    recipe = _recipe(tmp_path, """\
-schedule:
-  unit: step
-  length: {steps: 20}
-  phases:
-    - {id: warmup, for: 20, objectives: [{name: cross_entropy}]}
+    recipe = _recipe(tmp_path, WARMUP_20 + """\
     - {id: late, until: end, objectives: [{name: cross_entropy}]}
 """)
     assert main(["validate", str(recipe)]) == 1
@@ -33,12 +37,7 @@ schedule:
 
 
 def test_a_probe_only_phase_until_end_is_refused_and_a_declared_skip_is_not(tmp_path, capsys):
-    recipe = _recipe(tmp_path, """\
-schedule:
-  unit: step
-  length: {steps: 20}
-  phases:
-    - {id: warmup, for: 20, objectives: [{name: cross_entropy}]}
+    recipe = _recipe(tmp_path, WARMUP_20 + """\
     - id: probes
       until: end
       objectives: [{name: embedding_tuning, params: {probes: 8, k: 2}}]
