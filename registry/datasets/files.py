@@ -6,11 +6,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from recipe_engine.errors import UserError
 from registry import register
 from registry.base import DatasetComponent
 from registry.datasets._common import did_you_mean, infer_names, to_ids
 from registry.datasets.data_root import ENV_VAR, SETTING
+from registry.errors import UserError
 from registry.types import COLUMNS, DatasetBundle, Split
 
 FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".tsv": "csv", ".parquet": "parquet"}

@@ -6,12 +6,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from recipe_engine.errors import UserError
 from registry import register
 from registry.base import DatasetComponent
 from registry.datasets._common import read_jsonl
 from registry.datasets.data_root import require_file
 from registry.datasets.textlen_builder import build_textlen
+from registry.errors import UserError
 from registry.types import DatasetBundle, Split
 
 LABEL_NAMES = ["short", "long"]

