@@ -11,9 +11,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from torch import nn
 
+from registry import StrictParams
 from registry.errors import UserError
 from registry.models.classifier import Classifier
 
@@ -24,10 +25,8 @@ Attention = Literal["eager", "sdpa"]
 PoolingName = Literal["pooler", "cls", "mean"]
 
 
-class EncoderHeadParams(BaseModel):
+class EncoderHeadParams(StrictParams):
     """Params every pretrained-encoder component shares (pooling, dropout, attention)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     pooling: PoolingName = Field(
         "pooler",
