@@ -55,17 +55,24 @@ BUILTIN_MODULES: tuple[str, ...] = (
 )
 
 
-class NoParams(BaseModel):
-    """Params model of a component that takes none."""
+class StrictParams(BaseModel):
+    """Base of every component's ``Params``: the house settings, so a Params states only its fields.
+
+    Unknown keys are errors (``extra="forbid"``), so a misspelt setting is never silently ignored.
+    """
 
     model_config = ConfigDict(extra="forbid")
+
+
+class NoParams(StrictParams):
+    """Params model of a component that takes none."""
 
 
 class Component:
     """Base class of every registered component.
 
-    Subclasses set the class attributes below and nest a ``Params`` Pydantic model with
-    ``model_config = ConfigDict(extra="forbid")``.
+    Subclasses set the class attributes below and nest a ``Params`` model subclassing
+    ``StrictParams``.
     """
 
     kind: ClassVar[str] = ""

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from typing_extensions import TypeAliasType
 from torch import nn
 
-from recipe_engine.errors import UserError
+from registry.errors import UserError
 
 
 class LastNLayers(BaseModel):

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from recipe_engine.errors import UserError
+from registry.errors import UserError
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:

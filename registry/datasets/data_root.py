@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from recipe_engine.errors import UserError
+from registry.errors import UserError
 
 ENV_VAR = "RECIPE_ENGINE_DATA_ROOT"
 SETTING = "runtime.data_root"

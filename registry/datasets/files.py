@@ -4,13 +4,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from recipe_engine.errors import UserError
-from registry import register
+from registry import StrictParams, register
 from registry.base import DatasetComponent
 from registry.datasets._common import did_you_mean, infer_names, to_ids
 from registry.datasets.data_root import ENV_VAR, SETTING
+from registry.errors import UserError
 from registry.types import COLUMNS, DatasetBundle, Split
 
 FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".tsv": "csv", ".parquet": "parquet"}
@@ -22,9 +22,7 @@ class Files(DatasetComponent):
     paper = ""
     equation = ""
 
-    class Params(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-
+    class Params(StrictParams):
         path: str | None = Field(None, description="folder of the split files, relative to the data root unless absolute")
         hub: str | None = Field(None, description="hub dataset id (e.g. glue, nyu-mll/glue) instead of local files")
         config: str | None = Field(None, description="hub dataset configuration (e.g. mnli)")

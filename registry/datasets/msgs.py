@@ -3,9 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
-
-from registry import register
+from registry import StrictParams, register
 from registry.base import DatasetComponent
 from registry.datasets._common import read_jsonl
 from registry.datasets.data_root import require_file
@@ -20,8 +18,8 @@ class MSGS(DatasetComponent):
     paper = "Warstadt et al. 2020, Learning Which Features Matter (MSGS); split of Han & Tsvetkov 2021, §5.2"
     equation = "label = linguistic_feature_label, confound = surface_feature_label"
 
-    class Params(BaseModel):
-        model_config = ConfigDict(extra="forbid")
+    class Params(StrictParams):
+        pass
 
     def columns(self) -> frozenset[str]:
         return frozenset({"text", "label", "confound"})

@@ -4,14 +4,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from recipe_engine.errors import UserError
-from registry import register
+from registry import StrictParams, register
 from registry.base import DatasetComponent
 from registry.datasets._common import read_jsonl
 from registry.datasets.data_root import require_file
 from registry.datasets.textlen_builder import build_textlen
+from registry.errors import UserError
 from registry.types import DatasetBundle, Split
 
 LABEL_NAMES = ["short", "long"]
@@ -30,9 +30,7 @@ class TextLen(DatasetComponent):
     paper = "Han & Tsvetkov 2021, Influence Tuning: Demoting Spurious Correlations via Instance Attribution and Instance-Driven Updates, §5.2"
     equation = "label = [L ~ N(25,4)] vs [L ~ N(15,4)]; P(prefix agrees with label) = 0.9 train, 0.5 dev/test"
 
-    class Params(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-
+    class Params(StrictParams):
         variant: Literal["spurious", "no_spurious"] = Field(
             "spurious", description="'spurious': text starts with the prefix; 'no_spurious': the same rows without it (control)"
         )

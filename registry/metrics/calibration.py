@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from registry import register
+from registry import StrictParams, register
 from registry.base import Metric
 from registry.types import Predictions
 
@@ -69,8 +69,7 @@ class Calibration(Metric):
     paper = "Guo et al. 2017, On Calibration of Modern Neural Networks, Eq. 3; used by Weaver (IG variance), Fig. 10"
     equation = "ECE = 100 * sum_b |B_b|/n |acc(B_b) - conf(B_b)|; nll = -mean log p_y; brier = mean sum_c (p_c - y_c)^2"
 
-    class Params(BaseModel):
-        model_config = ConfigDict(extra="forbid")
+    class Params(StrictParams):
         bins: int = Field(15, ge=1, description="number of equal-width confidence bins over [0, 1] for ECE")
 
     def compute(self, preds: Predictions) -> dict[str, float]:

@@ -4,14 +4,14 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from torch import nn
 
-from recipe_engine.errors import UserError
-from registry import register
+from registry import StrictParams, register
 from registry._lib.cosine import gradient_cosines
 from registry._lib.param_sets import PARAM_SPEC_HELP, ParamSpec, select_parameters
 from registry.base import Metric
+from registry.errors import UserError
 from registry.types import EncodedData, ObjectiveContext
 
 
@@ -59,8 +59,7 @@ class CID(Metric):
     requires = ("confound",)
     needs_model = True
 
-    class Params(BaseModel):
-        model_config = ConfigDict(extra="forbid")
+    class Params(StrictParams):
         probes: int = Field(40, ge=1, description="number of probes P (paper: 40)")
         selection: Literal["first", "random"] = Field(
             "random", description="'first' P training examples with a known confound (reference code) or a seeded random draw")

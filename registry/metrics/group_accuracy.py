@@ -4,11 +4,11 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from recipe_engine.errors import UserError
-from registry import register
+from registry import StrictParams, register
 from registry.base import Metric
+from registry.errors import UserError
 from registry.types import Predictions
 
 
@@ -46,8 +46,7 @@ class GroupAccuracy(Metric):
     )
     requires = ("confound",)
 
-    class Params(BaseModel):
-        model_config = ConfigDict(extra="forbid")
+    class Params(StrictParams):
         aligned: Literal["equal", "none"] | dict[int, int] = Field(
             "equal",
             description=(

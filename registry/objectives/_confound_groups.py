@@ -12,11 +12,12 @@ import math
 from typing import Any, Iterator
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from recipe_engine.errors import UserError
+from registry import StrictParams
 from registry._lib.influence import InfluenceLoss
 from registry.base import Objective
+from registry.errors import UserError
 from registry.types import Batch, EncodedData, ObjectiveContext
 
 
@@ -76,10 +77,9 @@ class ConfoundGroups:
         return rows, skipped
 
 
-class ProbeParams(BaseModel):
+class ProbeParams(StrictParams):
     """Params shared by the probe-based objectives."""
 
-    model_config = ConfigDict(extra="forbid")
     probes: int = Field(75, ge=1, description="probes sampled per round (TextLen 75, MSGS 100 in the paper)")
     k: int = Field(5, ge=1, description="candidates drawn per probe from each of A and B (paper: 5 TextLen, 3 MSGS)")
     probe_batch: int = Field(64, ge=1, description="probes per optimizer step (paper: 64 TextLen, 16 MSGS)")

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from torch import nn
 
-from recipe_engine.errors import UserError
-from registry import register
+from registry import StrictParams, register
 from registry._lib.grl import grad_reverse
 from registry._lib.precision import full_precision
 from registry.base import Objective
+from registry.errors import UserError
 from registry.types import Batch, ObjectiveContext
 
 
@@ -32,8 +32,7 @@ class Adversarial(Objective):
     equation = "L = CE(y, f(x)) + w * CE(c, h_c(GRL_lambda(dropout(pooled(x))))), GRL: forward id, backward -lambda"
     requires = ("confound",)
 
-    class Params(BaseModel):
-        model_config = ConfigDict(extra="forbid")
+    class Params(StrictParams):
         grl_lambda: float = Field(0.3, ge=0.0, description="gradient-reversal strength lambda (paper's best: 0.3; grid 0.1-3.0)")
         confound_weight: float = Field(1.0, ge=0.0, description="weight of the confound cross-entropy (reference: 1)")
 

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from torch import nn
 
-from registry import register
+from registry import StrictParams, register
 from registry._lib.precision import full_precision
 from registry.base import Objective
 from registry.types import Batch
@@ -18,8 +18,7 @@ class CrossEntropy(Objective):
     paper = "Han & Tsvetkov 2021, sec. 5 (vanilla finetuning baseline)"
     equation = "L = -1/|B| sum_i log softmax(f(x_i))_{y_i}"
 
-    class Params(BaseModel):
-        model_config = ConfigDict(extra="forbid")
+    class Params(StrictParams):
         label_smoothing: float = Field(0.0, ge=0.0, lt=1.0, description="label smoothing of torch's cross_entropy")
 
     def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:

@@ -8,13 +8,13 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from recipe_engine.errors import UserError
 from registry import register
 from registry._lib.gram import GramUnsupported, owners
 from registry._lib.influence import influence_grad, influence_gram
 from registry._lib.param_sets import PARAM_SPEC_HELP, ParamSpec, select_parameters
 from registry._lib.per_example import eval_mode, exact_math
 from registry._lib.surrogate import surrogate
+from registry.errors import UserError
 from registry.objectives._confound_groups import ProbeObjective, ProbeParams
 from registry.types import Batch, ObjectiveContext
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from registry import register
+from registry import StrictParams, register
 from registry.base import OptimizerComponent
 
 
@@ -35,8 +35,7 @@ class AdamW(OptimizerComponent):
     paper = "Loshchilov & Hutter 2019, Decoupled Weight Decay Regularization, Alg. 2; BERT fine-tuning defaults"
     equation = "theta <- theta - lr * (m_hat / (sqrt(v_hat) + eps) + wd * theta)  (wd = 0 for no_decay names)"
 
-    class Params(BaseModel):
-        model_config = ConfigDict(extra="forbid")
+    class Params(StrictParams):
         lr: float = Field(2e-5, gt=0, description="learning rate (peak value when a scheduler warms up)")
         weight_decay: float = Field(0.01, ge=0, description="decoupled weight decay of the parameters not in no_decay")
         betas: tuple[float, float] = Field((0.9, 0.999), description="coefficients of the running means of the gradient and its square")

@@ -6,14 +6,13 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from registry import register
+from registry import StrictParams, register
 from registry.base import SchedulerComponent
 
 
-class WarmupParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class WarmupParams(StrictParams):
     #: warm-up share used when neither warmup_ratio nor warmup_steps is set
     default_ratio: ClassVar[float] = 0.1
     warmup_ratio: float | None = Field(

@@ -14,7 +14,9 @@ import copy
 import functools
 import importlib.util
 import json
+import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import Callable
@@ -168,6 +170,17 @@ def test_schema_model_is_rebuilt_when_a_plugin_appears(install, monkeypatch):
         "schedule": {"phases": [phase]},
     })
     assert recipe.schedule.phases[0].objectives[0].params.beta == 2.0
+
+
+def test_the_example_plugin_needs_only_the_registry():
+    """A third-party component imports ``registry``, never ``recipe_engine`` (fresh interpreter)."""
+    probe = ("import sys, confidence_penalty_plugin.objective; "
+             "print(sorted(m for m in sys.modules if m.startswith('recipe_engine')))")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(EXAMPLE), str(ROOT)]))
+    proc = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
 
 
 # ---------------------------------------------------------------- broken and clashing plugins

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from torch import nn
 
+from registry import StrictParams
 from registry.base import Objective
 from registry.types import Batch
 
@@ -43,9 +44,7 @@ class ConfidencePenalty(Objective):
     requires = ()  # text and label only
     _entropy = float("nan")  # mean entropy of the last batch, for logs()
 
-    class Params(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-
+    class Params(StrictParams):
         beta: float = Field(0.1, ge=0.0, allow_inf_nan=False,
                             description="weight of the entropy term; 0 gives plain cross-entropy")
         threshold: float | None = Field(None, gt=0.0, allow_inf_nan=False,

@@ -1,8 +1,8 @@
 import pytest
 from pydantic import BaseModel, ConfigDict
 
-from recipe_engine.errors import UserError
 from registry._lib.param_sets import GlobSet, LastNLayers, ParamSpec, select_parameters, spec_label
+from registry.errors import UserError
 from tests.registry._lib.fakes import tiny_classifier
 
 

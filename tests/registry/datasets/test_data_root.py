@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 import registry
-from recipe_engine.errors import UserError
 from registry.datasets.data_root import ENV_VAR, default_data_root, require_file, resolve_data_root
+from registry.errors import UserError
 
 
 def test_precedence_setting_then_env_then_default(tmp_path, monkeypatch):

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import registry
-from recipe_engine.errors import UserError
+from registry.errors import UserError
 
 ROWS = {
     "train": [

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 import registry
-from recipe_engine.errors import UserError
 from registry.datasets._common import read_jsonl
 from registry.datasets.textlen_builder import build_textlen
+from registry.errors import UserError
 
 SIZES = {"train": 1500, "dev": 480, "test": 500}
 

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 import registry
-from recipe_engine.errors import UserError
+from registry.errors import UserError
 from registry.metrics.cid import CID, pick_probes
 from tests.registry._lib.fakes import FakeEncodedData, context, tiny_classifier
 

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from recipe_engine.errors import UserError
+from registry.errors import UserError
 from registry.metrics.group_accuracy import GroupAccuracy
 from registry.types import Predictions
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from recipe_engine.errors import UserError
+from registry.errors import UserError
 from registry.metrics.roc_auc import RocAuc
 from registry.types import Predictions
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import registry
-from recipe_engine.errors import UserError
+from registry.errors import UserError
 from registry.models import _loading
 from registry.models.classifier import Classifier
 from registry.types import ClassifierOutput

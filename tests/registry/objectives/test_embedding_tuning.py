@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 
 import registry
-from recipe_engine.errors import UserError
+from registry.errors import UserError
 from registry.objectives.embedding_tuning import EmbeddingTuning, pooled_influence
 from tests.registry._lib.fakes import FakeEncodedData, balanced_data, context, tiny_classifier
 

@@ -4,9 +4,9 @@ import pytest
 import torch
 
 import registry
-from recipe_engine.errors import UserError
 from registry._lib.influence import influence_loop
 from registry._lib.param_sets import select_parameters
+from registry.errors import UserError
 from registry.objectives.influence_tuning import InfluenceTuning
 from tests.registry._lib.fakes import FakeEncodedData, balanced_data, context, tiny_classifier
 
