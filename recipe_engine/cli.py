@@ -20,6 +20,9 @@ import registry
 from recipe_engine.errors import RecipeErrors, UserError
 from registry import RegistryError
 
+if typing.TYPE_CHECKING:
+    from recipe_engine.resolve import Resolved
+
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
 
@@ -217,7 +220,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def provenance_text(resolved: Any) -> str:
+def provenance_text(resolved: Resolved) -> str:
     """Every leaf of the resolved recipe with where it came from."""
     from recipe_engine.load import dotted
     from recipe_engine.table import format_table
@@ -258,7 +261,7 @@ def _short(v: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def schedule_text(resolved: Any) -> str:
+def schedule_text(resolved: Resolved) -> str:
     from recipe_engine.plan import DESCRIBE_HEADER, compile_timeline, describe
     from recipe_engine.table import format_table
     from registry.datasets.data_root import resolve_data_root
