@@ -12,15 +12,13 @@ import torch
 from torch import nn
 
 from registry import Component
-from registry.types import Batch, DatasetBundle, ObjectiveContext, Predictions
+from registry.types import Batch, Classifier, DatasetBundle, ObjectiveContext, Predictions
 
 
 class ModelComponent(Component):
-    """Builds a classifier: an ``nn.Module`` whose ``forward(input_ids, attention_mask,
-    token_type_ids=None, inputs_embeds=None)`` returns a ``ClassifierOutput`` and which has
-    ``tokenizer``, ``encoder``, ``head`` and ``input_embeddings()``."""
+    """Builds a classifier: an ``nn.Module`` that satisfies ``registry.types.Classifier``."""
 
-    def build(self, num_labels: int) -> nn.Module:
+    def build(self, num_labels: int) -> Classifier:
         raise NotImplementedError
 
 
@@ -56,7 +54,7 @@ class Objective(Component):
         """Modules the objective adds (e.g. an adversary head); trained and checkpointed."""
         return {}
 
-    def trainable(self, model: nn.Module) -> Iterable[nn.Parameter] | None:
+    def trainable(self, model: Classifier) -> Iterable[nn.Parameter] | None:
         """Parameters this term updates; ``None`` means the whole model plus extra modules."""
         return None
 
@@ -71,7 +69,7 @@ class Objective(Component):
     def start_round(self) -> None:
         """Called when a phase that contains this term starts (e.g. sample new probes)."""
 
-    def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
+    def loss(self, model: Classifier, batch: Batch) -> torch.Tensor:
         raise NotImplementedError
 
     def logs(self) -> dict[str, float]:
@@ -91,7 +89,7 @@ class Metric(Component):
     def compute(self, preds: Predictions) -> dict[str, float]:
         raise NotImplementedError
 
-    def compute_model(self, model: nn.Module, ctx: ObjectiveContext) -> dict[str, float]:
+    def compute_model(self, model: Classifier, ctx: ObjectiveContext) -> dict[str, float]:
         raise NotImplementedError
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Iterator, Protocol, runtime_checkable
 
 import torch
 from torch import nn
@@ -81,6 +81,32 @@ class ClassifierOutput:
     pooled: torch.Tensor
 
 
+@runtime_checkable
+class Classifier(Protocol):
+    """What objectives and metrics may ask of a model: every model component builds one
+    (the built-ins build ``registry.models.classifier.Classifier``, an ``nn.Module``).
+
+    Calling it (``forward``) with token ids, or with ``inputs_embeds`` instead, returns a
+    ``ClassifierOutput``; ``encoder`` is the transformer, ``head`` the linear layer that reads
+    the ``hidden_size``-wide pooled representation, ``tokenizer`` a fast tokenizer.
+    ``isinstance(model, Classifier)`` checks that the members exist, not their signatures.
+    """
+
+    tokenizer: Any
+    encoder: nn.Module
+    head: nn.Linear
+    training: bool
+
+    @property
+    def hidden_size(self) -> int: ...
+    def input_embeddings(self) -> nn.Embedding: ...
+    def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
+                token_type_ids: torch.Tensor | None = None, inputs_embeds: torch.Tensor | None = None) -> ClassifierOutput: ...
+    def __call__(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
+                 token_type_ids: torch.Tensor | None = None, inputs_embeds: torch.Tensor | None = None) -> ClassifierOutput: ...
+    def parameters(self, recurse: bool = True) -> Iterator[nn.Parameter]: ...
+
+
 class EncodedData(Protocol):
     """A tokenized split the objectives can draw batches from."""
 
@@ -96,7 +122,7 @@ class EncodedData(Protocol):
 class ObjectiveContext:
     """What an objective may see when it is bound to a run."""
 
-    model: nn.Module
+    model: Classifier
     train: EncodedData
     num_labels: int
     num_confounds: int
