@@ -12,7 +12,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Annotated, Any, Literal, Optional, TypeVar, Union
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 from pydantic.fields import FieldInfo
 
 import registry
@@ -50,6 +50,19 @@ class Ramp(Strict):
     from_: float = Field(alias="from", description="weight at the start of the phase")
     to: float = Field(description="weight after `over` steps")
     over: Annotated[int, Field(gt=0)] = Field(description="steps of the ramp, counted from the phase start")
+
+    @field_validator("over", mode="before")
+    @classmethod
+    def _no_unit(cls, v: Any) -> Any:
+        """``over: {steps: 10}`` (a length written like ``for``) is a plain number of steps here."""
+        if isinstance(v, dict):
+            steps, epochs = v.get("steps"), v.get("epochs")
+            fix = (f"over: {steps}" if isinstance(steps, int) and len(v) == 1
+                   else f"over: {epochs} x the steps per epoch that `recipe-engine show --schedule` prints"
+                   if isinstance(epochs, int) and len(v) == 1 else "e.g. over: 100")
+            raise ValueError(f"a number of steps, not a mapping; write {fix} (a ramp counts optimizer steps from "
+                             "the start of its phase, whatever schedule.unit is)")
+        return v
 
     def at(self, step_in_phase: int) -> float:
         t = min(max(step_in_phase / self.over, 0.0), 1.0)
