@@ -75,6 +75,12 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def print_errors(exc: RecipeErrors) -> None:
+    """Write a recipe's errors to stderr, one line each, ending in exactly one newline."""
+    lines = [line for line in exc.render().splitlines() if line.strip()]
+    sys.stderr.write("\n".join(lines) + "\n")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args, extra = parser.parse_known_args(argv)
@@ -86,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except RecipeErrors as exc:
-        print(exc.render(), file=sys.stderr)
+        print_errors(exc)
         return EXIT_INVALID
     except (UserError, RegistryError) as exc:
         if args.debug:
@@ -199,7 +205,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         try:
             resolved = resolve(path, overrides)
         except RecipeErrors as exc:
-            print(exc.render(), file=sys.stderr)
+            print_errors(exc)
             status = EXIT_INVALID
             continue
         print(f"{path}: ok ({resolved.recipe.name}, fingerprint {resolved.fingerprint[:8]})")
@@ -291,7 +297,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
     try:
         text, code = diff_paths(args.a, args.b, args.format)
     except RecipeErrors as exc:
-        print(exc.render(), file=sys.stderr)
+        print_errors(exc)
         return EXIT_ERROR
     print(text)
     return code

@@ -129,3 +129,23 @@ def test_ramp_length_with_a_unit_is_one_error_naming_steps(tmp_path, capsys):
         assert main(["validate", str(path)]) == 1
         err = capsys.readouterr().err
         assert err == f"{path}:11:58: {where}: a number of steps, not a mapping; {fix} {RAMP_WHY}\n"
+
+
+def test_error_report_ends_in_one_newline_without_blank_lines(tmp_path, capsys, monkeypatch):
+    """One line per error and exactly one final newline, from `validate` of several files and
+    from a command that stops at the first bad recipe; also when a report's text already ends
+    in a newline."""
+    from recipe_engine.errors import RecipeErrors
+
+    bad, worse = tmp_path / "bad.yaml", tmp_path / "worse.yaml"
+    bad.write_text(BAD)
+    worse.write_text(BAD.replace("lr: fast", "lr: slow"))
+    render = RecipeErrors.render
+    for trailing in ("", "\n"):
+        monkeypatch.setattr(RecipeErrors, "render", lambda self: render(self) + trailing)
+        assert main(["validate", str(bad), str(worse)]) == 1
+        err = capsys.readouterr().err
+        assert err.endswith("\n") and "\n\n" not in err and len(err.splitlines()) == 10  # five errors per file
+        assert main(["show", str(bad)]) == 1
+        err = capsys.readouterr().err
+        assert err.endswith("\n") and "\n\n" not in err and len(err.splitlines()) == 5
