@@ -31,6 +31,10 @@ class Split:
     rationale: list[list[int]] | None = None
     #: extra per-example columns kept for metrics, e.g. HANS ``heuristic``
     meta: dict[str, list[Any]] = field(default_factory=dict)
+    #: names of the confound values in index order, and what the confound is (e.g. ``prefix``):
+    #: metric keys use them; ``DatasetBundle`` fills them in from its own
+    confound_names: list[str] | None = None
+    confound_column: str | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -43,6 +47,16 @@ class DatasetBundle:
     confound_names: list[str] | None = None
     #: every file read, for the data hashes in run.json
     files: list[Path] = field(default_factory=list)
+    #: what the confound is, e.g. ``prefix`` (TextLen) or the source column a ``files`` dataset maps
+    confound_column: str | None = None
+
+    def __post_init__(self) -> None:
+        """Every split knows the bundle's confound names and column (evaluation sees splits only)."""
+        for split in self.splits.values():
+            if split.confound_names is None:
+                split.confound_names = self.confound_names
+            if split.confound_column is None:
+                split.confound_column = self.confound_column
 
 
 @dataclass
@@ -141,4 +155,6 @@ class Predictions:
     confound: torch.Tensor | None = None  # (N,), -1 unknown
     meta: dict[str, list[Any]] = field(default_factory=dict)
     label_names: list[str] = field(default_factory=list)
+    confound_names: list[str] = field(default_factory=list)  # empty: unknown, keys use the index
+    confound_column: str | None = None  # e.g. "prefix"
 
