@@ -55,14 +55,17 @@ class Ramp(Strict):
     @classmethod
     def _no_unit(cls, v: Any) -> Any:
         """``over: {steps: 10}`` (a length written like ``for``) is a plain number of steps here."""
-        if isinstance(v, dict):
-            steps, epochs = v.get("steps"), v.get("epochs")
-            fix = (f"over: {steps}" if isinstance(steps, int) and len(v) == 1
-                   else f"over: {epochs} x the steps per epoch that `recipe-engine show --schedule` prints"
-                   if isinstance(epochs, int) and len(v) == 1 else "e.g. over: 100")
-            raise ValueError(f"a number of steps, not a mapping; write {fix} (a ramp counts optimizer steps from "
-                             "the start of its phase, whatever schedule.unit is)")
-        return v
+        if not isinstance(v, dict):
+            return v
+        unit, n = next(iter(v.items())) if len(v) == 1 else (None, None)
+        if unit == "steps" and isinstance(n, int):
+            fix = f"over: {n}"
+        elif unit == "epochs" and isinstance(n, int):
+            fix = f"over: {n} x the steps per epoch that `recipe-engine show --schedule` prints"
+        else:
+            fix = "e.g. over: 100"
+        raise ValueError(f"a number of steps, not a mapping; write {fix} (a ramp counts optimizer steps from "
+                         "the start of its phase, whatever schedule.unit is)")
 
     def at(self, step_in_phase: int) -> float:
         t = min(max(step_in_phase / self.over, 0.0), 1.0)
