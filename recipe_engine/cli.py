@@ -17,8 +17,11 @@ from typing import Any, Sequence
 import yaml
 
 import registry
-from recipe_engine.errors import RecipeErrors, UserError
+from recipe_engine.errors import RecipeError, RecipeErrors, UserError
 from registry import RegistryError
+
+if typing.TYPE_CHECKING:
+    from recipe_engine.resolve import Resolved
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
@@ -72,6 +75,12 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def print_errors(exc: RecipeErrors) -> None:
+    """Write a recipe's errors to stderr, one line each, ending in exactly one newline."""
+    lines = [line for line in exc.render().splitlines() if line.strip()]
+    sys.stderr.write("\n".join(lines) + "\n")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args, extra = parser.parse_known_args(argv)
@@ -83,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except RecipeErrors as exc:
-        print(exc.render(), file=sys.stderr)
+        print_errors(exc)
         return EXIT_INVALID
     except (UserError, RegistryError) as exc:
         if args.debug:
@@ -201,19 +210,19 @@ def cmd_validate(args: argparse.Namespace) -> int:
         try:
             resolved = resolve(path, overrides)
         except RecipeErrors as exc:
-            print(exc.render(), file=sys.stderr)
+            print_errors(exc)
             status = EXIT_INVALID
             continue
         problems = _schedule_problems(resolved)
         if problems:
-            print(RecipeErrors(problems).render(), file=sys.stderr)
+            print_errors(RecipeErrors(problems))
             status = EXIT_INVALID
             continue
         print(f"{path}: ok ({resolved.recipe.name}, fingerprint {resolved.fingerprint[:8]})")
     return status
 
 
-def _schedule_problems(resolved: Any) -> list:
+def _schedule_problems(resolved: Resolved) -> list[RecipeError]:
     """The compiled schedule's problems (phases that get no step), at their lines; a note on
     stderr, and none, when the dataset cannot be read here (the schedule needs its size)."""
     from recipe_engine.bundles import recipe_timeline
@@ -244,7 +253,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def provenance_text(resolved: Any) -> str:
+def provenance_text(resolved: Resolved) -> str:
     """Every leaf of the resolved recipe with where it came from."""
     from recipe_engine.load import dotted
     from recipe_engine.table import format_table
@@ -285,7 +294,7 @@ def _short(v: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def schedule_text(resolved: Any) -> str:
+def schedule_text(resolved: Resolved) -> str:
     from recipe_engine.bundles import load_bundle, recipe_timeline
     from recipe_engine.plan import DESCRIBE_HEADER, describe
     from recipe_engine.table import format_table
@@ -313,7 +322,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
     try:
         text, code = diff_paths(args.a, args.b, args.format)
     except RecipeErrors as exc:
-        print(exc.render(), file=sys.stderr)
+        print_errors(exc)
         return EXIT_ERROR
     print(text)
     return code

@@ -77,10 +77,17 @@ def predictions(
     label_names: list[str] | None = None,
     autocast_dtype: torch.dtype | None = None,
     meta: dict[str, list[Any]] | None = None,
+    confound_names: list[str] | None = None,
+    confound_column: str | None = None,
 ) -> Predictions:
-    """``predict`` plus the split's labels, confound (``None`` if absent) and meta columns."""
+    """``predict`` plus the split's labels, confound (``None`` if absent) and meta columns.
+
+    ``meta``, ``confound_names`` and ``confound_column`` default to those of ``data`` (an
+    ``EncodedSplit`` has them from its split)."""
     logits = predict(model, data, batch_size, device, autocast_dtype)
     confound = getattr(data, "confound", None)
+    if confound_names is None:
+        confound_names = getattr(data, "confound_names", None)
     return Predictions(
         split=split,
         logits=logits,
@@ -88,6 +95,8 @@ def predictions(
         confound=None if confound is None else confound.detach().cpu().long(),
         meta=dict(meta if meta is not None else getattr(data, "meta", {}) or {}),
         label_names=list(label_names or []),
+        confound_names=list(confound_names or []),
+        confound_column=confound_column if confound_column is not None else getattr(data, "confound_column", None),
     )
 
 

@@ -19,7 +19,7 @@ import registry
 from recipe_engine.errors import RecipeError, RecipeErrors
 from recipe_engine.load import LoadedRecipe, load_recipe, load_text, origin_of
 from recipe_engine.plan import PlanError, Timeline, brings_own_data, walk_phases
-from recipe_engine.schema import METHOD_SECTIONS, recipe_model
+from recipe_engine.schema import METHOD_SECTIONS, Recipe, recipe_model
 
 # the component kind that each slot of a recipe holds, by the key that leads to it
 _SLOT_KIND = {
@@ -34,7 +34,7 @@ _SLOT_KIND = {
 
 @dataclass
 class Resolved:
-    recipe: Any  # the typed Recipe model
+    recipe: Recipe  # an instance of recipe_model(), for what is registered now
     loaded: LoadedRecipe
     fingerprint: str
 
@@ -72,7 +72,7 @@ def resolve_loaded(loaded: LoadedRecipe) -> Resolved:
                               dotted_path(p, loaded.data), origin_of(loaded, p)) for p in _non_finite(loaded.data))
     if recipe is not None:
         errors.extend(_semantic_checks(recipe, loaded))
-    if errors:
+    if errors or recipe is None:  # no errors means the recipe validated
         raise RecipeErrors(_dedupe(errors))
     return Resolved(recipe, loaded, fingerprint(recipe))
 
@@ -303,7 +303,7 @@ def _non_finite(node: Any, path: tuple = ()) -> list[tuple]:
     return []
 
 
-def _semantic_checks(recipe: Any, loaded: LoadedRecipe) -> list[RecipeError]:
+def _semantic_checks(recipe: Recipe, loaded: LoadedRecipe) -> list[RecipeError]:
     errors: list[RecipeError] = []
     data = loaded.data
 

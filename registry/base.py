@@ -12,15 +12,13 @@ import torch
 from torch import nn
 
 from registry import Component
-from registry.types import Batch, DatasetBundle, EncodedData, ObjectiveContext, Predictions
+from registry.types import Batch, Classifier, DatasetBundle, EncodedData, ObjectiveContext, Predictions
 
 
 class ModelComponent(Component):
-    """Builds a classifier: an ``nn.Module`` whose ``forward(input_ids, attention_mask,
-    token_type_ids=None, inputs_embeds=None)`` returns a ``ClassifierOutput`` and which has
-    ``tokenizer``, ``encoder``, ``head`` and ``input_embeddings()``."""
+    """Builds a classifier: an ``nn.Module`` that satisfies ``registry.types.Classifier``."""
 
-    def build(self, num_labels: int) -> nn.Module:
+    def build(self, num_labels: int) -> Classifier:
         raise NotImplementedError
 
 
@@ -59,7 +57,7 @@ class Objective(Component):
         """Modules the objective adds (e.g. an adversary head); trained and checkpointed."""
         return {}
 
-    def trainable(self, model: nn.Module) -> Iterable[nn.Parameter] | None:
+    def trainable(self, model: Classifier) -> Iterable[nn.Parameter] | None:
         """Parameters this term updates; ``None`` means the whole model plus extra modules."""
         return None
 
@@ -83,7 +81,7 @@ class Objective(Component):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore ``state_dict()``."""
 
-    def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
+    def loss(self, model: Classifier, batch: Batch) -> torch.Tensor:
         raise NotImplementedError
 
     def logs(self) -> dict[str, float]:
@@ -103,7 +101,7 @@ class Metric(Component):
     def compute(self, preds: Predictions) -> dict[str, float]:
         raise NotImplementedError
 
-    def compute_model(self, model: nn.Module, ctx: ObjectiveContext) -> dict[str, float]:
+    def compute_model(self, model: Classifier, ctx: ObjectiveContext) -> dict[str, float]:
         raise NotImplementedError
 
 

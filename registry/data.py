@@ -33,6 +33,8 @@ class EncodedSplit:
         confound_visible: torch.Tensor,
         token_type_ids: torch.Tensor | None = None,
         rationale: torch.Tensor | None = None,
+        confound_names: list[str] | None = None,
+        confound_column: str | None = None,
     ) -> None:
         n = labels.shape[0]
         for what, t in (("input_ids", input_ids), ("confound", confound), ("confound_visible", confound_visible)):
@@ -42,6 +44,7 @@ class EncodedSplit:
         self.input_ids, self.attention_mask, self.token_type_ids = input_ids, attention_mask, token_type_ids
         self.labels, self.confound, self.confound_visible = labels, confound, confound_visible.to(torch.bool)
         self.rationale = rationale
+        self.confound_names, self.confound_column = confound_names, confound_column  # for metric keys
         self.lengths = attention_mask.sum(1)
 
     def __len__(self) -> int:
@@ -91,7 +94,8 @@ def encode_split(split: Split, tokenizer, max_length: int, confound_visible: tor
     if n == 0:
         empty = torch.zeros(0, 0, dtype=torch.long)
         rat = torch.zeros(0, 0) if split.rationale is not None else None
-        return EncodedSplit(split.name, [], empty, empty, labels, confound, visible, empty.clone(), rat)
+        return EncodedSplit(split.name, [], empty, empty, labels, confound, visible, empty.clone(), rat,
+                            split.confound_names, split.confound_column)
     want_offsets = split.rationale is not None
     enc = tokenizer(
         split.text,
@@ -114,6 +118,8 @@ def encode_split(split: Split, tokenizer, max_length: int, confound_visible: tor
         confound_visible=visible,
         token_type_ids=enc.get("token_type_ids"),
         rationale=rationale,
+        confound_names=split.confound_names,
+        confound_column=split.confound_column,
     )
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Iterator, Protocol, runtime_checkable
 
 import torch
 from torch import nn
@@ -31,6 +31,10 @@ class Split:
     rationale: list[list[int]] | None = None
     #: extra per-example columns kept for metrics, e.g. HANS ``heuristic``
     meta: dict[str, list[Any]] = field(default_factory=dict)
+    #: names of the confound values in index order, and what the confound is (e.g. ``prefix``):
+    #: metric keys use them; ``DatasetBundle`` fills them in from its own
+    confound_names: list[str] | None = None
+    confound_column: str | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -43,6 +47,16 @@ class DatasetBundle:
     confound_names: list[str] | None = None
     #: every file read, for the data hashes in run.json
     files: list[Path] = field(default_factory=list)
+    #: what the confound is, e.g. ``prefix`` (TextLen) or the source column a ``files`` dataset maps
+    confound_column: str | None = None
+
+    def __post_init__(self) -> None:
+        """Every split knows the bundle's confound names and column (evaluation sees splits only)."""
+        for split in self.splits.values():
+            if split.confound_names is None:
+                split.confound_names = self.confound_names
+            if split.confound_column is None:
+                split.confound_column = self.confound_column
 
 
 @dataclass
@@ -81,6 +95,32 @@ class ClassifierOutput:
     pooled: torch.Tensor
 
 
+@runtime_checkable
+class Classifier(Protocol):
+    """What objectives and metrics may ask of a model: every model component builds one
+    (the built-ins build ``registry.models.classifier.Classifier``, an ``nn.Module``).
+
+    Calling it (``forward``) with token ids, or with ``inputs_embeds`` instead, returns a
+    ``ClassifierOutput``; ``encoder`` is the transformer, ``head`` the linear layer that reads
+    the ``hidden_size``-wide pooled representation, ``tokenizer`` a fast tokenizer.
+    ``isinstance(model, Classifier)`` checks that the members exist, not their signatures.
+    """
+
+    tokenizer: Any
+    encoder: nn.Module
+    head: nn.Linear
+    training: bool
+
+    @property
+    def hidden_size(self) -> int: ...
+    def input_embeddings(self) -> nn.Embedding: ...
+    def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
+                token_type_ids: torch.Tensor | None = None, inputs_embeds: torch.Tensor | None = None) -> ClassifierOutput: ...
+    def __call__(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
+                 token_type_ids: torch.Tensor | None = None, inputs_embeds: torch.Tensor | None = None) -> ClassifierOutput: ...
+    def parameters(self, recurse: bool = True) -> Iterator[nn.Parameter]: ...
+
+
 class EncodedData(Protocol):
     """A tokenized split the objectives can draw batches from."""
 
@@ -96,7 +136,7 @@ class EncodedData(Protocol):
 class ObjectiveContext:
     """What an objective may see when it is bound to a run."""
 
-    model: nn.Module
+    model: Classifier
     train: EncodedData
     num_labels: int
     num_confounds: int
@@ -115,4 +155,6 @@ class Predictions:
     confound: torch.Tensor | None = None  # (N,), -1 unknown
     meta: dict[str, list[Any]] = field(default_factory=dict)
     label_names: list[str] = field(default_factory=list)
+    confound_names: list[str] = field(default_factory=list)  # empty: unknown, keys use the index
+    confound_column: str | None = None  # e.g. "prefix"
 

@@ -92,7 +92,9 @@ class Files(DatasetComponent):
                 v for r in raw.values() for v in r["confound"] if v != -1
             )
         splits = {s: self._to_split(s, raw[s], where[s], label_names, confound_names) for s in p.splits}
-        return DatasetBundle(splits=splits, label_names=label_names, confound_names=confound_names, files=files)
+        column = p.columns.get("confound")
+        return DatasetBundle(splits=splits, label_names=label_names, confound_names=confound_names, files=files,
+                             confound_column=column if isinstance(column, str) else None)
 
     def _local_file(self, root: Path, split: str, name: str) -> Path:
         base = Path(self.params.path).expanduser()

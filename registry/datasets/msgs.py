@@ -41,4 +41,5 @@ class MSGS(DatasetComponent):
             label_names=["no_adjective", "adjective"],
             confound_names=["the_not_before_a", "the_before_a"],
             files=files,
+            confound_column="relative_position",  # MSGS's surface feature (data field surface_feature_label)
         )

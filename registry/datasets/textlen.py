@@ -16,6 +16,8 @@ from registry.types import DatasetBundle, Split
 
 LABEL_NAMES = ["short", "long"]
 CONFOUND_NAMES = ["Negative.", "Positive."]
+#: the confound is which prefix the text starts with (data field ``prefix_positive``)
+CONFOUND_COLUMN = "prefix"
 SPLITS = ("train", "dev", "test")
 #: params that only matter when the dataset is built from CoNLL-2003
 BUILDER_FIELDS = (
@@ -85,7 +87,8 @@ class TextLen(DatasetComponent):
             splits = {s: _split_from_rows(s, read_jsonl(f)) for s, f in zip(SPLITS, files)}
         else:
             files, splits = self._build(root)
-        return DatasetBundle(splits=splits, label_names=list(LABEL_NAMES), confound_names=list(CONFOUND_NAMES), files=files)
+        return DatasetBundle(splits=splits, label_names=list(LABEL_NAMES), confound_names=list(CONFOUND_NAMES), files=files,
+                             confound_column=CONFOUND_COLUMN)
 
     def _build(self, root: Path) -> tuple[list[Path], dict[str, Split]]:
         p = self.params

@@ -5,14 +5,13 @@ from typing import Literal
 
 import torch
 from pydantic import Field
-from torch import nn
 
 from registry import StrictParams, register
 from registry._lib.cosine import gradient_cosines
 from registry._lib.param_sets import PARAM_SPEC_HELP, ParamSpec, select_parameters
 from registry.base import Metric
 from registry.errors import UserError
-from registry.types import EncodedData, ObjectiveContext
+from registry.types import Classifier, EncodedData, ObjectiveContext
 
 
 def pick_probes(confound: torch.Tensor, n: int, selection: str, seed: int) -> torch.Tensor:
@@ -74,7 +73,7 @@ class CID(Metric):
             "gram", description="'gram': dot products from activations and output gradients (no per-example "
                                 "gradients); 'vmap': per-example gradients and one matrix product per parameter tensor")
 
-    def compute_model(self, model: nn.Module, ctx: ObjectiveContext) -> dict[str, float]:
+    def compute_model(self, model: Classifier, ctx: ObjectiveContext) -> dict[str, float]:
         data: EncodedData = ctx.train
         labels = torch.as_tensor(data.labels).cpu().long()
         confound = torch.as_tensor(data.confound).cpu().long()

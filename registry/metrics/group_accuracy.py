@@ -1,6 +1,10 @@
-"""``group_accuracy``: accuracy per (label, confound) group, worst group, aligned vs conflicting."""
+"""``group_accuracy``: accuracy per (label, confound) group, worst group, aligned vs conflicting.
+
+A group's key is ``group/<label>/<confound>=<value>`` (TextLen: ``group/long/prefix=Positive``)
+when the dataset names its confound values, else ``group/<label>/<index>``."""
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 import torch
@@ -34,6 +38,22 @@ def alignment(
     listed = expected.ne(-2)
     agree = expected.eq(confound)
     return agree & listed, ~agree & listed
+
+
+def confound_keys(names: list[str], column: str | None, n: int) -> list[str]:
+    """How confound values ``0..n-1`` appear in metric keys: ``<column>=<name>`` (TextLen:
+    ``prefix=Positive``) when the dataset names them, else the index."""
+    parts = [key_part(v) for v in names[:n]]
+    if len(parts) < n or not all(parts) or len(set(parts)) < n:
+        return [str(c) for c in range(n)]
+    column = key_part(column or "") or "confound"
+    return [f"{column}={p}" for p in parts]
+
+
+def key_part(text: str) -> str:
+    """``text`` as one segment of a metric key: every run of characters other than letters,
+    digits, ``_`` and ``-`` becomes ``_``, trimmed at both ends (``"Positive."`` -> ``Positive``)."""
+    return re.sub(r"[^\w-]+", "_", text).strip("_")
 
 
 @register("metric", "group_accuracy")
@@ -77,10 +97,11 @@ class GroupAccuracy(Metric):
         hits = torch.bincount(gid, weights=correct.double())
         present = torch.nonzero(size).flatten()
         accs = 100.0 * hits[present] / size[present].double()
+        conf_names = confound_keys(preds.confound_names, preds.confound_column, n_conf)
         for g, acc in zip(present.tolist(), accs.tolist()):
             lab, conf = divmod(g, n_conf)
             name = preds.label_names[lab] if lab < len(preds.label_names) else str(lab)
-            out[f"group/{name}/{conf}"] = acc
+            out[f"group/{name}/{conf_names[conf]}"] = acc
         out["worst_group"] = float(accs.min().item())
         masks = alignment(labels, confound, self.params.aligned)
         if masks is not None:

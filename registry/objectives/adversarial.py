@@ -12,7 +12,7 @@ from registry._lib.grl import grad_reverse
 from registry._lib.precision import full_precision
 from registry.base import Objective
 from registry.errors import UserError
-from registry.types import Batch, ObjectiveContext
+from registry.types import Batch, Classifier, ObjectiveContext
 
 
 @register("objective", "adversarial")
@@ -48,10 +48,9 @@ class Adversarial(Objective):
             raise UserError("objective 'adversarial': the visible confound takes a single value, so there is nothing "
                             "to unlearn; use a dataset whose confound has two or more values or raise data.confound_access")
         model = ctx.model
-        hidden = model.hidden_size if hasattr(model, "hidden_size") else model.head.in_features
         ref = next(model.parameters())
-        self.confound_head = nn.Linear(hidden, ctx.num_confounds).to(device=ctx.device, dtype=ref.dtype)
-        std = getattr(getattr(getattr(model, "encoder", None), "config", None), "initializer_range", 0.02)
+        self.confound_head = nn.Linear(model.hidden_size, ctx.num_confounds).to(device=ctx.device, dtype=ref.dtype)
+        std = getattr(getattr(model.encoder, "config", None), "initializer_range", 0.02)
         nn.init.normal_(self.confound_head.weight, std=std)
         nn.init.zeros_(self.confound_head.bias)
         drop = getattr(model, "dropout", None)
@@ -63,7 +62,7 @@ class Adversarial(Objective):
             raise RuntimeError("objective 'adversarial': extra_modules() is available after bind()")
         return {"confound_head": self.confound_head}
 
-    def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
+    def loss(self, model: Classifier, batch: Batch) -> torch.Tensor:
         out = model(**batch.model_inputs())
         task = F.cross_entropy(full_precision(out.logits), batch.labels)
         conf = task.new_zeros(())

@@ -4,12 +4,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from pydantic import Field
-from torch import nn
 
 from registry import StrictParams, register
 from registry._lib.precision import full_precision
 from registry.base import Objective
-from registry.types import Batch
+from registry.types import Batch, Classifier
 
 
 @register("objective", "cross_entropy")
@@ -21,6 +20,6 @@ class CrossEntropy(Objective):
     class Params(StrictParams):
         label_smoothing: float = Field(0.0, ge=0.0, lt=1.0, description="label smoothing of torch's cross_entropy")
 
-    def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
+    def loss(self, model: Classifier, batch: Batch) -> torch.Tensor:
         logits = model(**batch.model_inputs()).logits
         return F.cross_entropy(full_precision(logits), batch.labels, label_smoothing=self.params.label_smoothing)

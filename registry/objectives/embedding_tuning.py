@@ -12,7 +12,7 @@ from registry import register
 from registry._lib.influence import influence_loss
 from registry._lib.per_example import by_length, eval_mode, exact_math
 from registry.objectives._confound_groups import ProbeObjective, ProbeParams
-from registry.types import Batch
+from registry.types import Batch, Classifier
 
 
 def pooled_influence(pooled: torch.Tensor, k: int):
@@ -42,12 +42,11 @@ class EmbeddingTuning(ProbeObjective):
         chunk: int = Field(128, ge=1, description="rows (probes and candidates) per forward pass, sorted by length; "
                                                   "the result does not depend on it")
 
-    def trainable(self, model: nn.Module) -> Iterable[nn.Parameter]:
-        head = getattr(model, "head", None)
-        skip = {id(p) for p in head.parameters()} if isinstance(head, nn.Module) else set()
+    def trainable(self, model: Classifier) -> Iterable[nn.Parameter]:
+        skip = {id(p) for p in model.head.parameters()}
         return [p for p in model.parameters() if id(p) not in skip]
 
-    def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
+    def loss(self, model: Classifier, batch: Batch) -> torch.Tensor:
         rows, skipped = self.sample_rows(batch)
         device = self.ctx.device
         if rows.numel() == 0:

@@ -6,7 +6,6 @@ from typing import Literal
 
 import torch
 from pydantic import Field
-from torch import nn
 
 from registry import register
 from registry._lib.gram import GramUnsupported, owners
@@ -16,7 +15,7 @@ from registry._lib.per_example import eval_mode, exact_math
 from registry._lib.surrogate import surrogate
 from registry.errors import UserError
 from registry.objectives._confound_groups import ProbeObjective, ProbeParams
-from registry.types import Batch, ObjectiveContext
+from registry.types import Batch, Classifier, ObjectiveContext
 
 
 @register("objective", "influence_tuning")
@@ -52,7 +51,7 @@ class InfluenceTuning(ProbeObjective):
                 raise UserError(f"objective 'influence_tuning': route 'gram' cannot take per-example dot products of "
                                 f"{exc}; set params.route: loop, or restrict params.parameters") from None
 
-    def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
+    def loss(self, model: Classifier, batch: Batch) -> torch.Tensor:
         rows, skipped = self.sample_rows(batch)
         if rows.numel() == 0:
             return self.no_rows(skipped)

@@ -68,6 +68,17 @@ def test_predictions_and_prefixed_metrics():
     assert "test/worst_group" in out and all(k.startswith("test/") for k in out)
 
 
+def test_group_keys_name_the_confound_values_of_the_data():
+    model, data = BagModel(), ReversedData()
+    data.confound_names, data.confound_column = ["Negative.", "Positive."], "prefix"  # as an EncodedSplit has them
+    preds = predictions(model, data, "test", batch_size=4, device="cpu", label_names=["short", "long"])
+    assert (preds.confound_names, preds.confound_column) == (["Negative.", "Positive."], "prefix")
+    groups = {k for k in evaluate_predictions(preds, [GroupAccuracy()]) if "/group/" in k}
+    assert groups and all(k.split("/")[-1] in ("prefix=Negative", "prefix=Positive") for k in groups)
+    given = predictions(model, data, "test", batch_size=4, device="cpu", confound_names=["a", "b"], confound_column="c")
+    assert (given.confound_names, given.confound_column) == (["a", "b"], "c")
+
+
 def test_duplicate_keys_are_an_error_and_model_metrics_skipped():
     class ModelLevel(Metric):
         name = "cid"

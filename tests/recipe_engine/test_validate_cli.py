@@ -97,3 +97,55 @@ def test_non_finite_numbers_booleans_as_counts_and_huge_seeds(tmp_path, capsys):
     assert f"{path}:2:" in err and "seeds" in err and "less than 4294967296" in err
     assert f"{path}:5:" in err and "optimizer.params.lr: NaN and infinity are not allowed" in err
     assert f"{path}:6:" in err and "schedule.phases.a.for" in err
+
+
+RAMP = textwrap.dedent("""\
+    name: ramp
+    model: {name: tiny_bert}
+    data: {name: textlen}
+    optimizer: {name: adamw}
+    schedule:
+      unit: UNIT
+      phases:
+        - id: train
+          for: 2
+          objectives:
+            - {name: cross_entropy, weight: {from: 0, to: 1, over: OVER}}
+""")
+RAMP_WHY = "(a ramp counts optimizer steps from the start of its phase, whatever schedule.unit is)"
+
+
+def test_ramp_length_with_a_unit_is_one_error_naming_steps(tmp_path, capsys):
+    """`over` counts optimizer steps whatever schedule.unit is, so a `for`-style length there
+    gets one message that says so (not also the weight's 'should be a number')."""
+    where = "schedule.phases.train.objectives.cross_entropy.weight.over"
+    cases = [
+        ("step", "{steps: 10}", "write over: 10"),
+        ("epoch", "{epochs: 2}", "write over: 2 x the steps per epoch that `recipe-engine show --schedule` prints"),
+    ]
+    for unit, over, fix in cases:
+        path = tmp_path / f"ramp-{unit}.yaml"
+        path.write_text(RAMP.replace("UNIT", unit).replace("OVER", over))
+        assert main(["validate", str(path)]) == 1
+        err = capsys.readouterr().err
+        assert err == f"{path}:11:58: {where}: a number of steps, not a mapping; {fix} {RAMP_WHY}\n"
+
+
+def test_error_report_ends_in_one_newline_without_blank_lines(tmp_path, capsys, monkeypatch):
+    """One line per error and exactly one final newline, from `validate` of several files and
+    from a command that stops at the first bad recipe; also when a report's text already ends
+    in a newline."""
+    from recipe_engine.errors import RecipeErrors
+
+    bad, worse = tmp_path / "bad.yaml", tmp_path / "worse.yaml"
+    bad.write_text(BAD)
+    worse.write_text(BAD.replace("lr: fast", "lr: slow"))
+    render = RecipeErrors.render
+    for trailing in ("", "\n"):
+        monkeypatch.setattr(RecipeErrors, "render", lambda self: render(self) + trailing)
+        assert main(["validate", str(bad), str(worse)]) == 1
+        err = capsys.readouterr().err
+        assert err.endswith("\n") and "\n\n" not in err and len(err.splitlines()) == 10  # five errors per file
+        assert main(["show", str(bad)]) == 1
+        err = capsys.readouterr().err
+        assert err.endswith("\n") and "\n\n" not in err and len(err.splitlines()) == 5

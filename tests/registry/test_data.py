@@ -6,7 +6,7 @@ import torch
 
 from registry.data import EncodedSplit, confound_visibility, encode_split
 from registry.models._loading import load_tokenizer, offline_model_dir
-from registry.types import Batch, Split
+from registry.types import Batch, DatasetBundle, Split
 
 
 @pytest.fixture(scope="module")
@@ -116,3 +116,15 @@ def test_empty_split_and_no_confound(tok):
     enc = encode_split(Split(name="t", ids=["a"], text=["hi"], label=[1]), tok, 8)
     assert enc.confound.tolist() == [-1] and enc.confound_visible.tolist() == [False]
     assert isinstance(enc, EncodedSplit)
+
+
+def test_splits_and_encoded_splits_carry_the_bundles_confound_names(tok):
+    """Evaluation sees splits only, so a bundle hands its confound names and column to each."""
+    own = Split(name="dev", ids=["a"], text=["x"], label=[0], confound=[1], confound_names=["p", "q"], confound_column="own")
+    bundle = DatasetBundle(splits={"train": _split(), "dev": own}, label_names=["a", "b"],
+                           confound_names=["Negative.", "Positive."], confound_column="prefix")
+    train = bundle.splits["train"]
+    assert (train.confound_names, train.confound_column) == (["Negative.", "Positive."], "prefix")
+    assert (own.confound_names, own.confound_column) == (["p", "q"], "own")  # a split's own are kept
+    enc = encode_split(train, tok, max_length=6)
+    assert (enc.confound_names, enc.confound_column) == (["Negative.", "Positive."], "prefix")

@@ -16,11 +16,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from pydantic import Field
-from torch import nn
 
 from registry import StrictParams
 from registry.base import Objective
-from registry.types import Batch
+from registry.types import Batch, Classifier
 
 
 def confidence_penalty_loss(logits: torch.Tensor, labels: torch.Tensor, beta: float,
@@ -51,7 +50,7 @@ class ConfidencePenalty(Objective):
                                         description="hinge variant: penalise only entropies below this "
                                                     "many nats, beta * max(0, threshold - H); null: plain penalty")
 
-    def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
+    def loss(self, model: Classifier, batch: Batch) -> torch.Tensor:
         logits = model(**batch.model_inputs()).logits.float()
         loss, entropy = confidence_penalty_loss(logits, batch.labels, self.params.beta, self.params.threshold)
         self._entropy = float(entropy.detach().mean())

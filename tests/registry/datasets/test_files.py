@@ -64,6 +64,14 @@ def test_label_names_given_and_confound_with_missing_values(tmp_path):
         registry.build("dataset", "files", bad).load(tmp_path)
 
 
+def test_confound_column_is_the_mapped_source_column(tmp_path):
+    _write_jsonl(tmp_path / "nli")
+    params = _params(columns={"text": "premise", "label": "gold", "confound": "bias"})
+    bundle = registry.build("dataset", "files", params).load(tmp_path)
+    assert bundle.confound_column == "bias" and bundle.splits["train"].confound_column == "bias"
+    assert registry.build("dataset", "files", _params()).load(tmp_path).confound_column is None  # no confound mapped
+
+
 def test_rationale_from_several_columns(tmp_path):
     _write_jsonl(tmp_path / "nli")
     cols = {"text": "premise", "text_pair": "hypothesis", "label": "gold", "rationale": ["hl", "hh"]}

@@ -19,3 +19,9 @@ def test_msgs_counts_and_agreement(shared_root):
     train = bundle.splits["train"]
     pairs = list(zip(train.label, train.confound))
     assert (pairs.count((1, 0)), pairs.count((0, 1))) == (9, 6)
+
+
+def test_confound_is_named_relative_position(shared_root):
+    bundle = registry.build("dataset", "msgs").load(shared_root)
+    assert bundle.confound_column == "relative_position"
+    assert bundle.splits["test"].confound_names == ["the_not_before_a", "the_before_a"]

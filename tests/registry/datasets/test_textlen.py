@@ -148,3 +148,9 @@ def test_shared_conll_dir_with_missing_file(tmp_path):
     (tmp_path / "conll2003").mkdir()
     with pytest.raises(UserError, match="conll2003/train.jsonl"):
         registry.build("dataset", "textlen", {"source": "build"}).load(tmp_path)
+
+
+def test_confound_is_named_prefix(shared_root):
+    bundle = registry.build("dataset", "textlen").load(shared_root)
+    assert bundle.confound_column == "prefix"
+    assert all(s.confound_column == "prefix" and s.confound_names == ["Negative.", "Positive."] for s in bundle.splits.values())

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from registry.errors import UserError
-from registry.metrics.group_accuracy import GroupAccuracy
+from registry.metrics.group_accuracy import GroupAccuracy, confound_keys
 from registry.types import Predictions
 
 LABELS = [0, 0, 0, 1, 1, 1, 1, 1, 0]
@@ -64,3 +64,26 @@ def test_missing_confound_column_is_a_user_error():
     p = Predictions("dev", torch.eye(2), torch.tensor([0, 1]))
     with pytest.raises(UserError, match="split 'dev' has no confound column"):
         metric().compute(p)
+
+
+def test_named_confound_values_in_keys():
+    p = preds()
+    p.confound_names, p.confound_column = ["Negative.", "Positive."], "prefix"
+    out = metric().compute(p)
+    assert {k for k in out if k.startswith("group/")} == {
+        "group/short/prefix=Negative", "group/short/prefix=Positive", "group/long/prefix=Negative", "group/long/prefix=Positive"}
+    assert out["group/short/prefix=Negative"] == 50.0 and out["group/long/prefix=Positive"] == 100.0
+    assert {k: v for k, v in out.items() if not k.startswith("group/")} == {
+        k: v for k, v in metric().compute(preds()).items() if not k.startswith("group/")}
+
+
+@pytest.mark.parametrize("names, column, expected", [
+    (["no", "yes"], None, ["confound=no", "confound=yes"]),  # a dataset that names values but not the confound
+    (["the before a", "a/b"], "surface feature", ["surface_feature=the_before_a", "surface_feature=a_b"]),
+    ([], "prefix", ["0", "1"]),  # names unknown: the index
+    (["+", "-"], "sign", ["0", "1"]),  # nothing left of the names
+    (["x.", "x"], "c", ["0", "1"]),  # names that would clash
+    (["only"], "c", ["0", "1"]),  # fewer names than values
+])
+def test_confound_keys(names, column, expected):
+    assert confound_keys(names, column, 2) == expected

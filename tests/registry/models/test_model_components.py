@@ -11,6 +11,7 @@ import registry
 from registry.errors import UserError
 from registry.models import _loading
 from registry.models.classifier import Classifier
+from registry.types import Classifier as ClassifierProtocol
 from registry.types import ClassifierOutput
 
 
@@ -103,3 +104,24 @@ def test_offline_minilm_builds_and_forwards():
     for key in ("embeddings.word_embeddings.weight", "encoder.layer.5.output.dense.weight", "pooler.dense.weight"):
         stored = saved.get(key, saved.get(f"bert.{key}"))
         assert stored is not None and torch.equal(state[key], stored), key  # pretrained weights, pooler included
+
+
+def test_every_built_in_model_is_a_classifier(tmp_path):
+    """What objectives and metrics may use (``registry.types.Classifier``) is there on every
+    built-in model; a plain module is not one."""
+    tiny = registry.build("model", "tiny_bert").build(2)
+    tiny.encoder.save_pretrained(tmp_path)
+    tiny.tokenizer.save_pretrained(tmp_path)
+    built = {
+        "tiny_bert": tiny,
+        "offline_minilm": registry.build("model", "offline_minilm").build(2),
+        "hf_classifier": registry.build("model", "hf_classifier", {"model": str(tmp_path)}).build(2),
+    }
+    assert set(built) == {m.rsplit(".", 1)[1] for m in registry.BUILTIN_MODULES if m.startswith("registry.models.")}
+    for name, model in built.items():
+        assert isinstance(model, ClassifierProtocol), name
+        assert model.hidden_size == model.head.in_features, name
+        assert model.input_embeddings() is model.encoder.get_input_embeddings(), name
+        out = _forward(model, ["a short one"])
+        assert isinstance(out, ClassifierOutput) and out.pooled.shape == (1, model.hidden_size), name
+    assert not isinstance(torch.nn.Linear(2, 2), ClassifierProtocol)
