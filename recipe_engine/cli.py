@@ -6,6 +6,7 @@ printed as one message each, without a traceback (``--debug`` shows it).
 from __future__ import annotations
 
 import argparse
+import difflib
 import glob
 import json
 import math
@@ -17,8 +18,20 @@ from typing import Any, Sequence
 import yaml
 
 import registry
+from recipe_engine import runner
+from recipe_engine.compare import compare_paths
+from recipe_engine.diff import EXIT_ERROR, diff_paths
 from recipe_engine.errors import RecipeErrors, UserError
+from recipe_engine.load import dotted
+from recipe_engine.outputs import atomic_write_text
+from recipe_engine.plan import DESCRIBE_HEADER, compile_timeline, describe
+from recipe_engine.resolve import resolve
+from recipe_engine.runs import has_run_json, is_complete, read_run_json
+from recipe_engine.schema import json_schema
+from recipe_engine.sweep import run_grid
+from recipe_engine.table import format_table
 from registry import RegistryError
+from registry.datasets.data_root import resolve_data_root
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
@@ -100,8 +113,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 # ---------------------------------------------------------------- ls / explain / schema
 def cmd_ls(args: argparse.Namespace) -> int:
-    from recipe_engine.table import format_table
-
     reg = registry.load_all()
     kinds = [registry.normalize_kind(args.kind)] if args.kind else list(registry.KINDS)
     for kind in kinds:
@@ -123,8 +134,6 @@ def cmd_explain(args: argparse.Namespace) -> int:
     found = reg.find(args.name)
     if not found:
         names = sorted({n for k in registry.KINDS for n in reg.names(k)})
-        import difflib
-
         hint = difflib.get_close_matches(args.name, names, n=1)
         raise UserError(f"no component named {args.name!r}" + (f"; did you mean {hint[0]!r}?" if hint else "") + "; see `recipe-engine ls`")
     for kind, cls in found:
@@ -159,12 +168,8 @@ def _jsonable(v: Any) -> Any:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from recipe_engine.schema import json_schema
-
     text = json.dumps(json_schema(), indent=2)
     if args.out:
-        from recipe_engine.outputs import atomic_write_text
-
         atomic_write_text(Path(args.out), text + "\n")
     else:
         print(text)
@@ -183,8 +188,6 @@ def _expand(patterns: Sequence[str]) -> list[str]:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from recipe_engine.resolve import resolve
-
     patterns = [a for a in args.recipes + args.overrides if "=" not in a and not a.startswith("~")]
     overrides = [a for a in args.recipes + args.overrides if "=" in a or a.startswith("~")]
     status = EXIT_OK
@@ -204,8 +207,6 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from recipe_engine.resolve import resolve
-
     resolved = resolve(args.recipe, args.overrides)
     if args.schedule:
         print(schedule_text(resolved))
@@ -219,9 +220,6 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def provenance_text(resolved: Any) -> str:
     """Every leaf of the resolved recipe with where it came from."""
-    from recipe_engine.load import dotted
-    from recipe_engine.table import format_table
-
     rows: list[list[str]] = []
     raw = resolved.loaded.data
 
@@ -259,10 +257,6 @@ def _short(v: Any) -> str:
 
 
 def schedule_text(resolved: Any) -> str:
-    from recipe_engine.plan import DESCRIBE_HEADER, compile_timeline, describe
-    from recipe_engine.table import format_table
-    from registry.datasets.data_root import resolve_data_root
-
     recipe = resolved.recipe
     dataset = registry.build("datasets", recipe.data.name, recipe.data.params)
     bundle = dataset.load(resolve_data_root(recipe.runtime.data_root))
@@ -276,15 +270,41 @@ def schedule_text(resolved: Any) -> str:
 
 # ---------------------------------------------------------------- run
 def cmd_run(args: argparse.Namespace) -> int:
-    from recipe_engine.runner import run_command
-
-    return run_command(args)
+    """``run RECIPE``: a new run, ``--resume RUN`` of an interrupted one, or a ``--grid`` study."""
+    overrides = list(args.overrides)
+    if args.seeds:
+        try:
+            seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+        except ValueError:
+            raise UserError(f"--seeds {args.seeds!r}: give comma-separated integers, e.g. --seeds 2021,2022") from None
+        overrides.append(f"seeds={json.dumps(seeds)}")
+    if args.grid:
+        return run_grid(args, overrides)
+    if args.resume:
+        run_dir = Path(args.resume)
+        if not has_run_json(run_dir):
+            raise UserError(f"--resume {run_dir}: not a run folder (no run.json); give the folder printed when the run started")
+        previous = read_run_json(run_dir)
+        overrides = previous.get("overrides", []) if not args.overrides and not args.seeds else overrides
+        resolved = resolve(args.recipe, overrides)
+        if not runner.same_method(run_dir, resolved):
+            raise UserError(
+                f"--resume {run_dir}: the recipe's method changed since the run started (fingerprint "
+                f"{previous['fingerprint'][:8]} -> {resolved.fingerprint[:8]}); run `recipe-engine diff {run_dir} {args.recipe}` "
+                "to see what, or start a new run")
+        if is_complete(run_dir):
+            print(f"{run_dir} is already complete")
+            return EXIT_OK
+    else:
+        resolved = resolve(args.recipe, overrides)
+        out_root = Path(args.out) if args.out else Path(resolved.recipe.runtime.output_dir)
+        run_dir = None
+    return runner.execute(resolved, args.recipe, overrides, run_dir=run_dir, out_root=None if run_dir else out_root,
+                          max_steps=args.max_steps)
 
 
 # ---------------------------------------------------------------- diff / compare
 def cmd_diff(args: argparse.Namespace) -> int:
-    from recipe_engine.diff import EXIT_ERROR, diff_paths
-
     try:
         text, code = diff_paths(args.a, args.b, args.format)
     except RecipeErrors as exc:
@@ -295,8 +315,6 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from recipe_engine.compare import compare_paths
-
     print(compare_paths(args.runs, baseline=args.baseline, metrics=args.metrics, test=args.test, fmt_name=args.format,
                         resamples=args.resamples, seed=args.bootstrap_seed))
     return EXIT_OK

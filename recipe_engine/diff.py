@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import registry
-from recipe_engine.compare import RunResults, is_run, load_run
+from recipe_engine.runs import RunResults, is_run, load_run
 from recipe_engine.errors import RecipeErrors, UserError
 from recipe_engine.load import origin_of
 from recipe_engine.merge import plain_identity
