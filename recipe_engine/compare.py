@@ -7,10 +7,7 @@ with other runs it contributes that chosen child as one row.
 """
 from __future__ import annotations
 
-import csv
 import difflib
-import io
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,9 +17,7 @@ from recipe_engine.errors import UserError
 from recipe_engine.runs import RunResults, is_run, load_run
 from recipe_engine.stats import TESTS, TestResult, format_p, mean, run_test, sample_sd
 from recipe_engine.studies import is_study, load_study, lower_is_better
-from recipe_engine.table import decimals, fmt, format_table, order_keys
-
-FORMATS = ("text", "markdown", "csv", "json")
+from recipe_engine.table import decimals, fmt, json_text, order_keys, render_format, render_table
 
 
 # ---------------------------------------------------------------- the rows
@@ -206,28 +201,24 @@ def caption(comp: Comparison) -> str:
 
 def render_text(comp: Comparison) -> str:
     header, body = header_and_rows(comp)
-    lines = [format_table(body, header), "", caption(comp)]
+    lines = [render_table(body, header, "text"), "", caption(comp)]
     lines += [f"* {n}" if "selected by" in n else n for n in comp.notes]
     return "\n".join(lines)
 
 
 def render_markdown(comp: Comparison) -> str:
     header, body = header_and_rows(comp)
-    esc = lambda s: str(s).replace("|", "\\|")  # noqa: E731
-    lines = ["| " + " | ".join(map(esc, header)) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(map(esc, r)) + " |" for r in body]
-    lines += ["", caption(comp) + "."]
+    lines = [render_table(body, header, "markdown"), "", caption(comp) + "."]
     lines += [f"- {n}" for n in comp.notes]
     return "\n".join(lines)
 
 
 def render_csv(comp: Comparison) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+    """Unrounded numbers: mean, sd, n, difference to the baseline and p of every metric."""
     header = ["method", "path", "seeds", "baseline"]
     for key in comp.metrics:
         header += [f"{key}:mean", f"{key}:sd", f"{key}:n", f"{key}:diff", f"{key}:p"]
-    w.writerow(header)
+    body = []
     for i, run in enumerate(comp.rows):
         line: list[Any] = [run.label, str(run.path), " ".join(map(str, run.seeds)), int(i == comp.baseline)]
         for cell in comp.cells[i]:
@@ -237,8 +228,8 @@ def render_csv(comp: Comparison) -> str:
             t = cell.test
             line += [repr(cell.mean), repr(cell.sd), cell.n, "" if t is None else repr(t.diff),
                      "" if t is None or math.isnan(t.p) else repr(t.p)]
-        w.writerow(line)
-    return buf.getvalue().rstrip("\n")
+        body.append(line)
+    return render_table(body, header, "csv")
 
 
 def _num(x: float | None) -> float | None:
@@ -265,16 +256,16 @@ def to_json(comp: Comparison) -> dict[str, Any]:
             "rows": rows, "notes": comp.notes}
 
 
+def render_json(comp: Comparison) -> str:
+    return json_text(to_json(comp))
+
+
+RENDERERS = {"text": render_text, "markdown": render_markdown, "csv": render_csv, "json": render_json}
+FORMATS = tuple(RENDERERS)
+
+
 def render(comp: Comparison, fmt_name: str) -> str:
-    if fmt_name == "text":
-        return render_text(comp)
-    if fmt_name == "markdown":
-        return render_markdown(comp)
-    if fmt_name == "csv":
-        return render_csv(comp)
-    if fmt_name == "json":
-        return json.dumps(to_json(comp), indent=2, ensure_ascii=False)
-    raise UserError(f"--format {fmt_name!r}: use one of {', '.join(FORMATS)}")
+    return render_format(comp, fmt_name, RENDERERS)
 
 
 def compare_paths(paths: Sequence[str | Path], *, baseline: str | None = None, metrics: str | None = None,
