@@ -19,8 +19,11 @@ import yaml
 
 import registry
 from recipe_engine import runner
+from recipe_engine.compare import FORMATS as COMPARE_FORMATS
 from recipe_engine.compare import compare_paths
-from recipe_engine.diff import EXIT_ERROR, diff_paths
+from recipe_engine.diff import diff_paths
+from recipe_engine.diff.render import FORMATS as DIFF_FORMATS
+from recipe_engine.diff.result import EXIT_ERROR
 from recipe_engine.errors import RecipeErrors, UserError
 from recipe_engine.load import dotted
 from recipe_engine.outputs import atomic_write_text
@@ -72,7 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("diff", help="semantic diff of two recipes or run folders (exit 0 same method, 1 different, 2 error)")
     s.add_argument("a", help="recipe file or run folder")
     s.add_argument("b", help="recipe file or run folder")
-    s.add_argument("--format", choices=("text", "json", "markdown"), default="text")
+    s.add_argument("--format", choices=DIFF_FORMATS, default="text")
 
     s = sub.add_parser("compare", help="table of runs (or a study) with mean ± sd over seeds and p-values vs a baseline")
     s.add_argument("runs", nargs="+", metavar="RUN", help="run folders, or a study folder from run --grid")
@@ -81,7 +84,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--test", choices=("welch", "paired", "bootstrap"), default="welch", help="significance test over seeds")
     s.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples")
     s.add_argument("--bootstrap-seed", type=int, default=0, help="seed of the bootstrap resampling")
-    s.add_argument("--format", choices=("text", "markdown", "csv", "json"), default="text")
+    s.add_argument("--format", choices=COMPARE_FORMATS, default="text")
     return p
 
 
