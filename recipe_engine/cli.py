@@ -25,7 +25,7 @@ from recipe_engine.diff import diff_paths
 from recipe_engine.diff.render import FORMATS as DIFF_FORMATS
 from recipe_engine.diff.result import EXIT_ERROR
 from recipe_engine.errors import RecipeErrors, UserError
-from recipe_engine.load import dotted
+from recipe_engine.merge import dotted
 from recipe_engine.outputs import atomic_write_text
 from recipe_engine.plan import DESCRIBE_HEADER, compile_timeline, describe
 from recipe_engine.resolve import resolve

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 import registry
 from recipe_engine.errors import RecipeError, RecipeErrors
 from recipe_engine.load import LoadedRecipe, load_recipe, load_text, origin_of
+from recipe_engine.merge import dotted
 from recipe_engine.schema import METHOD_SECTIONS, recipe_model
 
 # the component kind that each slot of a recipe holds, by the key that leads to it
@@ -236,8 +237,6 @@ def _literal_hint(err: dict, value: Any) -> str | None:
 
 
 def dotted_path(path: tuple, data: Any) -> str:
-    from recipe_engine.load import dotted
-
     return dotted(path, data)
 
 
