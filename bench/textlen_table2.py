@@ -34,9 +34,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from recipe_engine.compare import compare_paths  # noqa: E402
-from recipe_engine.outputs import COMPLETE_MARKER, is_complete  # noqa: E402
 from recipe_engine.resolve import resolve  # noqa: E402
 from recipe_engine.runner import execute, same_method  # noqa: E402
+from recipe_engine.runs import COMPLETE_MARKER, is_complete  # noqa: E402
 
 METHODS = {  # method -> (recipe, paper test accuracy with BERT-base, paper final CID)
     "finetune": ("recipes/textlen/finetune.yaml", 76.00, 0.093),

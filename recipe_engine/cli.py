@@ -6,9 +6,9 @@ printed as one message each, without a traceback (``--debug`` shows it).
 from __future__ import annotations
 
 import argparse
+import difflib
 import glob
 import json
-import math
 import sys
 import typing
 from pathlib import Path
@@ -17,11 +17,23 @@ from typing import Any, Sequence
 import yaml
 
 import registry
+from recipe_engine import runner
+from recipe_engine.bundles import load_bundle, recipe_timeline
+from recipe_engine.compare import FORMATS as COMPARE_FORMATS
+from recipe_engine.compare import compare_paths
+from recipe_engine.diff import diff_paths
+from recipe_engine.diff.render import FORMATS as DIFF_FORMATS
+from recipe_engine.diff.result import EXIT_ERROR
 from recipe_engine.errors import RecipeError, RecipeErrors, UserError
+from recipe_engine.merge import dotted
+from recipe_engine.outputs import atomic_write_text
+from recipe_engine.plan import DESCRIBE_HEADER, PlanError, describe
+from recipe_engine.resolve import Resolved, plan_error, resolve, schedule_errors
+from recipe_engine.runs import has_run_json, is_complete, read_run_json
+from recipe_engine.schema import json_schema
+from recipe_engine.sweep import run_grid
+from recipe_engine.table import format_table
 from registry import RegistryError
-
-if typing.TYPE_CHECKING:
-    from recipe_engine.resolve import Resolved
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
@@ -62,7 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("diff", help="semantic diff of two recipes or run folders (exit 0 same method, 1 different, 2 error)")
     s.add_argument("a", help="recipe file or run folder")
     s.add_argument("b", help="recipe file or run folder")
-    s.add_argument("--format", choices=("text", "json", "markdown"), default="text")
+    s.add_argument("--format", choices=DIFF_FORMATS, default="text")
 
     s = sub.add_parser("compare", help="table of runs (or a study) with mean ± sd over seeds and p-values vs a baseline")
     s.add_argument("runs", nargs="+", metavar="RUN", help="run folders, or a study folder from run --grid")
@@ -71,7 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--test", choices=("welch", "paired", "bootstrap"), default="welch", help="significance test over seeds")
     s.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples")
     s.add_argument("--bootstrap-seed", type=int, default=0, help="seed of the bootstrap resampling")
-    s.add_argument("--format", choices=("text", "markdown", "csv", "json"), default="text")
+    s.add_argument("--format", choices=COMPARE_FORMATS, default="text")
     return p
 
 
@@ -109,8 +121,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 # ---------------------------------------------------------------- ls / explain / schema
 def cmd_ls(args: argparse.Namespace) -> int:
-    from recipe_engine.table import format_table
-
     reg = registry.load_all()
     kinds = [registry.normalize_kind(args.kind)] if args.kind else list(registry.KINDS)
     for kind in kinds:
@@ -132,8 +142,6 @@ def cmd_explain(args: argparse.Namespace) -> int:
     found = reg.find(args.name)
     if not found:
         names = sorted({n for k in registry.KINDS for n in reg.names(k)})
-        import difflib
-
         hint = difflib.get_close_matches(args.name, names, n=1)
         raise UserError(f"no component named {args.name!r}" + (f"; did you mean {hint[0]!r}?" if hint else "") + "; see `recipe-engine ls`")
     for kind, cls in found:
@@ -173,12 +181,8 @@ def _jsonable(v: Any) -> Any:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from recipe_engine.schema import json_schema
-
     text = json.dumps(json_schema(), indent=2)
     if args.out:
-        from recipe_engine.outputs import atomic_write_text
-
         atomic_write_text(Path(args.out), text + "\n")
     else:
         print(text)
@@ -197,8 +201,6 @@ def _expand(patterns: Sequence[str]) -> list[str]:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from recipe_engine.resolve import resolve
-
     patterns = [a for a in args.recipes + args.overrides if "=" not in a and not a.startswith("~")]
     overrides = [a for a in args.recipes + args.overrides if "=" in a or a.startswith("~")]
     status = EXIT_OK
@@ -225,10 +227,6 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def _schedule_problems(resolved: Resolved) -> list[RecipeError]:
     """The compiled schedule's problems (phases that get no step), at their lines; a note on
     stderr, and none, when the dataset cannot be read here (the schedule needs its size)."""
-    from recipe_engine.bundles import recipe_timeline
-    from recipe_engine.plan import PlanError
-    from recipe_engine.resolve import plan_error, schedule_errors
-
     try:
         return schedule_errors(resolved, recipe_timeline(resolved.recipe))
     except PlanError as exc:
@@ -240,8 +238,6 @@ def _schedule_problems(resolved: Resolved) -> list[RecipeError]:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from recipe_engine.resolve import resolve
-
     resolved = resolve(args.recipe, args.overrides)
     if args.schedule:
         print(schedule_text(resolved))
@@ -255,9 +251,6 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def provenance_text(resolved: Resolved) -> str:
     """Every leaf of the resolved recipe with where it came from."""
-    from recipe_engine.load import dotted
-    from recipe_engine.table import format_table
-
     rows: list[list[str]] = []
     raw = resolved.loaded.data
 
@@ -295,10 +288,6 @@ def _short(v: Any) -> str:
 
 
 def schedule_text(resolved: Resolved) -> str:
-    from recipe_engine.bundles import load_bundle, recipe_timeline
-    from recipe_engine.plan import DESCRIBE_HEADER, describe
-    from recipe_engine.table import format_table
-
     recipe = resolved.recipe
     tl = recipe_timeline(recipe)
     n_train = len(load_bundle(recipe).splits[recipe.data.train_split])
@@ -310,15 +299,41 @@ def schedule_text(resolved: Resolved) -> str:
 
 # ---------------------------------------------------------------- run
 def cmd_run(args: argparse.Namespace) -> int:
-    from recipe_engine.runner import run_command
-
-    return run_command(args)
+    """``run RECIPE``: a new run, ``--resume RUN`` of an interrupted one, or a ``--grid`` study."""
+    overrides = list(args.overrides)
+    if args.seeds:
+        try:
+            seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+        except ValueError:
+            raise UserError(f"--seeds {args.seeds!r}: give comma-separated integers, e.g. --seeds 2021,2022") from None
+        overrides.append(f"seeds={json.dumps(seeds)}")
+    if args.grid:
+        return run_grid(args, overrides)
+    if args.resume:
+        run_dir = Path(args.resume)
+        if not has_run_json(run_dir):
+            raise UserError(f"--resume {run_dir}: not a run folder (no run.json); give the folder printed when the run started")
+        previous = read_run_json(run_dir)
+        overrides = previous.get("overrides", []) if not args.overrides and not args.seeds else overrides
+        resolved = resolve(args.recipe, overrides)
+        if not runner.same_method(run_dir, resolved):
+            raise UserError(
+                f"--resume {run_dir}: the recipe's method changed since the run started (fingerprint "
+                f"{previous['fingerprint'][:8]} -> {resolved.fingerprint[:8]}); run `recipe-engine diff {run_dir} {args.recipe}` "
+                "to see what, or start a new run")
+        if is_complete(run_dir):
+            print(f"{run_dir} is already complete")
+            return EXIT_OK
+    else:
+        resolved = resolve(args.recipe, overrides)
+        out_root = Path(args.out) if args.out else Path(resolved.recipe.runtime.output_dir)
+        run_dir = None
+    return runner.execute(resolved, args.recipe, overrides, run_dir=run_dir, out_root=None if run_dir else out_root,
+                          max_steps=args.max_steps)
 
 
 # ---------------------------------------------------------------- diff / compare
 def cmd_diff(args: argparse.Namespace) -> int:
-    from recipe_engine.diff import EXIT_ERROR, diff_paths
-
     try:
         text, code = diff_paths(args.a, args.b, args.format)
     except RecipeErrors as exc:
@@ -329,8 +344,6 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from recipe_engine.compare import compare_paths
-
     print(compare_paths(args.runs, baseline=args.baseline, metrics=args.metrics, test=args.test, fmt_name=args.format,
                         resamples=args.resamples, seed=args.bootstrap_seed))
     return EXIT_OK

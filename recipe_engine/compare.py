@@ -7,170 +7,20 @@ with other runs it contributes that chosen child as one row.
 """
 from __future__ import annotations
 
-import csv
 import difflib
-import io
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-import yaml
-
 from recipe_engine.errors import UserError
+from recipe_engine.runs import RunResults, is_run, load_run
 from recipe_engine.stats import TESTS, TestResult, format_p, mean, run_test, sample_sd
-from recipe_engine.table import decimals, fmt, format_table, order_keys
-
-DEFAULT_SELECT = "dev/accuracy"
-#: metrics where a smaller value is better (for picking a study's best child)
-LOWER_IS_BETTER = ("ece", "nll", "brier", "gap", "cid", "loss")
-FORMATS = ("text", "markdown", "csv", "json")
+from recipe_engine.studies import is_study, load_study, lower_is_better
+from recipe_engine.table import decimals, fmt, json_text, order_keys, render_format, render_table
 
 
-# ---------------------------------------------------------------- reading run and study folders
-@dataclass
-class RunResults:
-    """What a finished (or partly finished) run folder holds."""
-
-    path: Path
-    name: str
-    per_seed: dict[int, dict[str, float]]
-    fingerprint: str | None = None
-    run_json: dict[str, Any] = field(default_factory=dict)
-    recipe: dict[str, Any] = field(default_factory=dict)  # resolved.yaml
-    label: str = ""
-    note: str = ""
-
-    @property
-    def seeds(self) -> list[int]:
-        return sorted(self.per_seed)
-
-    @property
-    def keys(self) -> list[str]:
-        return order_keys({k for m in self.per_seed.values() for k in m})
-
-    @property
-    def select_metric(self) -> str:
-        return (self.recipe.get("evaluation") or {}).get("select") or DEFAULT_SELECT
-
-    def values(self, key: str) -> dict[int, float]:
-        """``{seed: value}`` of ``key`` over the seeds that report a finite value."""
-        out = {}
-        for seed in self.seeds:
-            v = self.per_seed[seed].get(key)
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
-                out[seed] = float(v)
-        return out
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{path}: cannot be read as JSON ({exc}); the run folder is damaged, re-run it") from None
-
-
-def is_run(path: Path) -> bool:
-    return path.is_dir() and ((path / "run.json").is_file() or (path / "resolved.yaml").is_file())
-
-
-def is_study(path: Path) -> bool:
-    return path.is_dir() and (path / "study.json").is_file()
-
-
-def load_run(path: str | Path) -> RunResults:
-    """Per-seed metrics from ``summary.json``, else from ``seed-*/eval/metrics.json``."""
-    path = Path(path)
-    if not is_run(path):
-        raise UserError(f"{path}: not a run folder (no run.json or resolved.yaml); give a folder printed by `recipe-engine run`")
-    run_json = _read_json(path / "run.json") if (path / "run.json").is_file() else {}
-    recipe = {}
-    if (path / "resolved.yaml").is_file():
-        recipe = yaml.safe_load((path / "resolved.yaml").read_text(encoding="utf-8")) or {}
-    per_seed: dict[int, dict[str, float]] = {}
-    meta: dict[str, Any] = {}
-    if (path / "summary.json").is_file():
-        summary = _read_json(path / "summary.json")
-        meta = summary.get("meta") or {}
-        per_seed = {int(s): dict(m) for s, m in (summary.get("per_seed") or {}).items()}
-    else:
-        for f in sorted(path.glob("seed-*/eval/metrics.json")):
-            record = _read_json(f)
-            per_seed[int(record.get("seed", f.parent.parent.name.removeprefix("seed-")))] = dict(record.get("metrics") or {})
-    name = meta.get("recipe") or recipe.get("name") or path.parent.name
-    fp = meta.get("fingerprint") or run_json.get("fingerprint")
-    return RunResults(path, str(name), per_seed, fp, run_json, recipe, label=str(name))
-
-
-@dataclass
-class Study:
-    path: Path
-    info: dict[str, Any]
-    children: list[RunResults]
-    select: str
-    best: int | None  # index into children
-
-    @property
-    def name(self) -> str:
-        return str(self.info.get("name") or self.path.parent.name)
-
-
-def short_keys(keys: Sequence[str]) -> dict[str, str]:
-    """Each dotted key by its shortest unique tail: ``optimizer.params.lr`` -> ``lr``."""
-    out: dict[str, str] = {}
-    for key in keys:
-        parts = key.split(".")
-        for n in range(1, len(parts) + 1):
-            tail = ".".join(parts[-n:])
-            if sum(1 for k in keys if k == tail or k.endswith("." + tail)) == 1:
-                out[key] = tail
-                break
-        else:
-            out[key] = key
-    return out
-
-
-def combo_label(combo: dict[str, Any], keys: Sequence[str] | None = None) -> str:
-    """``lr=3e-5,batch_size=16``: the combination, keys shortened among ``keys`` (default: its own)."""
-    short = short_keys(list(keys if keys is not None else combo))
-    return ",".join(f"{short.get(k, k)}={v}" for k, v in combo.items())
-
-
-def lower_is_better(metric: str) -> bool:
-    last = metric.rsplit("/", 1)[-1]
-    return last in LOWER_IS_BETTER or last.endswith("_loss")
-
-
-def select_best(children: Sequence[RunResults], metric: str) -> int | None:
-    """Index of the child with the best mean of ``metric`` over seeds (None if no child reports it)."""
-    scored = [(mean(list(c.values(metric).values())), i) for i, c in enumerate(children) if c.values(metric)]
-    if not scored:
-        return None
-    pick = min if lower_is_better(metric) else max
-    return pick(scored, key=lambda s: (s[0], -s[1]))[1]
-
-
-def load_study(path: str | Path) -> Study:
-    """A study folder: ``study.json`` and the children that have results."""
-    path = Path(path)
-    info = _read_json(path / "study.json")
-    children: list[RunResults] = []
-    for child in info.get("children", []):
-        if not child.get("run_dir"):
-            continue
-        run_dir = path / child["run_dir"]
-        if not is_run(run_dir):
-            continue
-        run = load_run(run_dir)
-        if not run.per_seed:
-            continue
-        run.label = combo_label(child.get("combo") or {}, list(info.get("grid") or {})) or run.name
-        children.append(run)
-    select = info.get("select") or (children[0].select_metric if children else DEFAULT_SELECT)
-    return Study(path, info, children, select, select_best(children, select))
-
-
+# ---------------------------------------------------------------- the rows
 def expand(paths: Sequence[str | Path]) -> tuple[list[RunResults], list[str]]:
     """Rows for ``compare``: runs as they are; a study alone -> its children; a study among
     other folders -> its selected child.  Returns (rows, notes)."""
@@ -351,28 +201,24 @@ def caption(comp: Comparison) -> str:
 
 def render_text(comp: Comparison) -> str:
     header, body = header_and_rows(comp)
-    lines = [format_table(body, header), "", caption(comp)]
+    lines = [render_table(body, header, "text"), "", caption(comp)]
     lines += [f"* {n}" if "selected by" in n else n for n in comp.notes]
     return "\n".join(lines)
 
 
 def render_markdown(comp: Comparison) -> str:
     header, body = header_and_rows(comp)
-    esc = lambda s: str(s).replace("|", "\\|")  # noqa: E731
-    lines = ["| " + " | ".join(map(esc, header)) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(map(esc, r)) + " |" for r in body]
-    lines += ["", caption(comp) + "."]
+    lines = [render_table(body, header, "markdown"), "", caption(comp) + "."]
     lines += [f"- {n}" for n in comp.notes]
     return "\n".join(lines)
 
 
 def render_csv(comp: Comparison) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+    """Unrounded numbers: mean, sd, n, difference to the baseline and p of every metric."""
     header = ["method", "path", "seeds", "baseline"]
     for key in comp.metrics:
         header += [f"{key}:mean", f"{key}:sd", f"{key}:n", f"{key}:diff", f"{key}:p"]
-    w.writerow(header)
+    body = []
     for i, run in enumerate(comp.rows):
         line: list[Any] = [run.label, str(run.path), " ".join(map(str, run.seeds)), int(i == comp.baseline)]
         for cell in comp.cells[i]:
@@ -382,8 +228,8 @@ def render_csv(comp: Comparison) -> str:
             t = cell.test
             line += [repr(cell.mean), repr(cell.sd), cell.n, "" if t is None else repr(t.diff),
                      "" if t is None or math.isnan(t.p) else repr(t.p)]
-        w.writerow(line)
-    return buf.getvalue().rstrip("\n")
+        body.append(line)
+    return render_table(body, header, "csv")
 
 
 def _num(x: float | None) -> float | None:
@@ -410,16 +256,16 @@ def to_json(comp: Comparison) -> dict[str, Any]:
             "rows": rows, "notes": comp.notes}
 
 
+def render_json(comp: Comparison) -> str:
+    return json_text(to_json(comp))
+
+
+RENDERERS = {"text": render_text, "markdown": render_markdown, "csv": render_csv, "json": render_json}
+FORMATS = tuple(RENDERERS)
+
+
 def render(comp: Comparison, fmt_name: str) -> str:
-    if fmt_name == "text":
-        return render_text(comp)
-    if fmt_name == "markdown":
-        return render_markdown(comp)
-    if fmt_name == "csv":
-        return render_csv(comp)
-    if fmt_name == "json":
-        return json.dumps(to_json(comp), indent=2, ensure_ascii=False)
-    raise UserError(f"--format {fmt_name!r}: use one of {', '.join(FORMATS)}")
+    return render_format(comp, fmt_name, RENDERERS)
 
 
 def compare_paths(paths: Sequence[str | Path], *, baseline: str | None = None, metrics: str | None = None,

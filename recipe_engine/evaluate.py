@@ -1,19 +1,17 @@
-"""Evaluation: logits of a model on a split, prediction-level metrics, mean ± sd over seeds,
-and the run's summary files."""
+"""Evaluation: logits of a model on a split, prediction-level metrics, and mean ± sd over seeds
+(the run's summary files are written by ``recipe_engine.runs``)."""
 from __future__ import annotations
 
 import contextlib
 import math
 import statistics
-from pathlib import Path
 from typing import Any, Iterable, Mapping, Protocol
 
 import torch
 from torch import nn
 
 from recipe_engine.errors import UserError
-from recipe_engine.outputs import atomic_write_json, atomic_write_text
-from recipe_engine.table import decimals, fmt, mean_sd, order_keys
+from recipe_engine.table import order_keys
 from registry._lib.per_example import eval_mode
 from registry.base import Metric
 from registry.types import Batch, Predictions
@@ -143,44 +141,3 @@ def aggregate_seeds(per_seed: Mapping[int, Mapping[str, float]]) -> dict[str, di
             "values": values[key],
         }
     return result
-
-
-def summary_markdown(aggregate: Mapping[str, Mapping[str, Any]], meta: Mapping[str, Any]) -> str:
-    """``summary.md``: a title, the scalar ``meta`` entries, and a table
-    metric | mean ± sd | n | per-seed values."""
-    title = meta.get("recipe") or meta.get("name") or "run"
-    lines = [f"# {title}", ""]
-    for key, value in meta.items():
-        if isinstance(value, (str, int, float, bool)) or value is None:
-            lines.append(f"- {key}: {value}")
-        elif isinstance(value, (list, tuple)) and all(isinstance(v, (str, int, float)) for v in value):
-            lines.append(f"- {key}: {', '.join(map(str, value))}")
-    if len(lines) > 2:
-        lines.append("")
-    lines += ["| metric | mean ± sd | n | per-seed values |", "|---|---|---|---|"]
-    for key, stats in aggregate.items():
-        places = decimals(key, stats["mean"])
-        seeds = ", ".join(f"{seed}: {fmt(v, places)}" for seed, v in stats["values"].items())
-        lines.append(f"| {key} | {mean_sd(key, stats)} | {stats['n']} | {seeds} |")
-    return "\n".join(lines) + "\n"
-
-
-def write_summary(
-    run_dir: str | Path,
-    per_seed: Mapping[int, Mapping[str, float]],
-    aggregate: Mapping[str, Mapping[str, Any]],
-    meta: Mapping[str, Any],
-) -> None:
-    """Write ``summary.json`` (meta, seeds, per-seed metrics, aggregate) and ``summary.md``
-    atomically into ``run_dir``."""
-    run_dir = Path(run_dir)
-    atomic_write_json(
-        run_dir / "summary.json",
-        {
-            "meta": dict(meta),
-            "seeds": sorted(per_seed),
-            "per_seed": {seed: dict(per_seed[seed]) for seed in sorted(per_seed)},
-            "aggregate": dict(aggregate),
-        },
-    )
-    atomic_write_text(run_dir / "summary.md", summary_markdown(aggregate, meta))

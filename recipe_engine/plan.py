@@ -24,6 +24,8 @@ from typing import Any, Callable, Iterator, Mapping
 import torch
 
 import registry
+from recipe_engine.schema import Phase, Recipe, Schedule
+from recipe_engine.schema import Term as TermSpec
 from registry.data import confound_visibility
 from registry.types import DatasetBundle
 
@@ -97,7 +99,7 @@ class PlanError(ValueError):
 # ---------------------------------------------------------------- the phase tree
 @dataclass(frozen=True)
 class PhaseNode:
-    phase: Any  # schema Phase
+    phase: Phase
     raw_path: tuple  # e.g. ("schedule", "phases", 0, "phases", 1): the phase's place in the recipe
     depth: int
 
@@ -106,7 +108,7 @@ class PhaseNode:
         return not self.phase.phases
 
 
-def walk_phases(phases: list, raw_path: tuple = ("schedule", "phases"), depth: int = 0) -> Iterator[PhaseNode]:
+def walk_phases(phases: list[Phase], raw_path: tuple = ("schedule", "phases"), depth: int = 0) -> Iterator[PhaseNode]:
     """Every declared phase, parents before their nested phases, in recipe order."""
     for i, ph in enumerate(phases):
         node = PhaseNode(ph, raw_path + (i,), depth)
@@ -115,7 +117,7 @@ def walk_phases(phases: list, raw_path: tuple = ("schedule", "phases"), depth: i
             yield from walk_phases(ph.phases, node.raw_path + ("phases",), depth + 1)
 
 
-def leaf_terms(phases: list) -> Iterator[tuple[Any, Any]]:
+def leaf_terms(phases: list[Phase]) -> Iterator[tuple[Any, Any]]:
     """(leaf phase, objective term) for every term of the schedule, in recipe order."""
     for node in walk_phases(phases):
         if node.is_leaf:
@@ -144,8 +146,8 @@ def _length_text(spec: Any, unit: str) -> str:
     return f"for: {{steps: {spec.steps}}}" if spec.steps is not None else f"for: {{epochs: {spec.epochs}}}"
 
 
-def compile_timeline(schedule: Any, train_steps_per_epoch: int,
-                     source_steps_per_epoch: Callable[[Any], int | None] | None = None) -> Timeline:
+def compile_timeline(schedule: Schedule, train_steps_per_epoch: int,
+                     source_steps_per_epoch: Callable[[TermSpec], int | None] | None = None) -> Timeline:
     """Flatten ``schedule`` (a validated schema Schedule) given the loader's steps per epoch.
 
     ``source_steps_per_epoch(term)`` returns the steps per epoch of a term that brings its
@@ -154,7 +156,7 @@ def compile_timeline(schedule: Any, train_steps_per_epoch: int,
     alone, which is what tests of the schedule language need.
     """
     if source_steps_per_epoch is None:
-        def source_steps_per_epoch(term: Any) -> int | None:
+        def source_steps_per_epoch(term: TermSpec) -> int | None:
             return registry.build("objectives", term.name, term.params).steps_per_epoch()
 
     unit = schedule.unit
@@ -248,7 +250,7 @@ class TrainView:
         return int(self.labels.shape[0])
 
 
-def train_view(recipe: Any, bundle: DatasetBundle, seed: int) -> TrainView:
+def train_view(recipe: Recipe, bundle: DatasetBundle, seed: int) -> TrainView:
     """The training split's labels and confound visibility, drawn as ``train_seed`` draws it
     (exactly ``round(access * n_known)`` visible rows, so the counts do not depend on the seed)."""
     split = bundle.splits[recipe.data.train_split]
@@ -257,7 +259,7 @@ def train_view(recipe: Any, bundle: DatasetBundle, seed: int) -> TrainView:
     return TrainView(torch.tensor(split.label), confound, visible)
 
 
-def timeline_for(recipe: Any, train: Any, objectives: Mapping[tuple[str, str], Any] | None = None) -> Timeline:
+def timeline_for(recipe: Recipe, train: TrainView, objectives: Mapping[tuple[str, str], Any] | None = None) -> Timeline:
     """THE timeline of a recipe on its training data (an ``EncodedData`` or a ``TrainView``).
 
     ``objectives`` are the run's bound objectives by (phase id, term id); without them (``show``,

@@ -15,16 +15,19 @@ A section whose input is missing says so instead of failing.  Every figure has a
 from __future__ import annotations
 
 import html
-import json
 import math
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+import torch
+
 from recipe_engine import plots
-from recipe_engine.compare import RunResults, combo_label, is_study, load_run, load_study, lower_is_better
 from recipe_engine.outputs import atomic_write_text
+from recipe_engine.runs import RunResults, load_attributions, load_run, load_test_logits, seed_dirs, seed_records
 from recipe_engine.stats import mean, sample_sd
+from recipe_engine.studies import combo_label, is_study, load_study, lower_is_better
 from recipe_engine.table import decimals, fmt, order_keys
+from registry.metrics.calibration import expected_calibration_error, reliability_diagram
 
 REPORT = "report.html"
 MAX_ATTRIBUTION_EXAMPLES = 6
@@ -42,34 +45,7 @@ tr.selected td{font-weight:bold}
 """
 
 
-# ---------------------------------------------------------------- reading
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Records of a metrics.jsonl; a line cut short by a crash is skipped."""
-    out: list[dict[str, Any]] = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError:
-        return out
-    for line in lines:
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict):
-            out.append(record)
-    return out
-
-
-def seed_dirs(run_dir: Path) -> dict[int, Path]:
-    out = {}
-    for d in run_dir.glob("seed-*"):
-        try:
-            out[int(d.name.removeprefix("seed-"))] = d
-        except ValueError:
-            continue
-    return dict(sorted(out.items()))
-
-
+# ---------------------------------------------------------------- what the plots show
 def _finite(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
@@ -120,28 +96,6 @@ def group_keys(run: RunResults) -> tuple[str | None, list[str]]:
         return None, []
     split = "test" if "test" in by_split else sorted(by_split)[0]
     return split, sorted(by_split[split])
-
-
-def load_test_logits(seed_dir: Path) -> tuple[Any, Any] | None:
-    """``(logits, labels)`` from ``eval/test_logits.pt`` (tensors only, loaded with weights_only)."""
-    path = seed_dir / "eval" / "test_logits.pt"
-    if not path.is_file():
-        return None
-    import torch
-
-    data = torch.load(path, map_location="cpu", weights_only=True)
-    return data["logits"], data["labels"]
-
-
-def load_attributions(seed_dir: Path) -> list[dict[str, Any]]:
-    path = seed_dir / "eval" / "attributions.json"
-    if not path.is_file():
-        return []
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError:
-        return []
-    return [x for x in data if isinstance(x, dict) and isinstance(x.get("tokens"), list)] if isinstance(data, list) else []
 
 
 # ---------------------------------------------------------------- HTML pieces
@@ -233,7 +187,7 @@ class _Run:
         self.dir = run_dir
         self.results = load_run(run_dir)
         self.seeds = seed_dirs(run_dir)
-        self.records = {s: read_jsonl(d / "metrics.jsonl") for s, d in self.seeds.items()}
+        self.records = seed_records(run_dir)
 
 
 def _section(sid: str, title: str, body: str) -> str:
@@ -286,10 +240,6 @@ def calibration_section(r: _Run) -> str:
     found = [lg for d in r.seeds.values() if (lg := load_test_logits(d)) is not None]
     if not found:
         return missing("no test logits saved (seed-*/eval/test_logits.pt), so no reliability diagram")
-    import torch
-
-    from registry.metrics.calibration import expected_calibration_error, reliability_diagram
-
     logits = torch.cat([lg[0].float() for lg in found])
     labels = torch.cat([lg[1].long() for lg in found])
     ece = expected_calibration_error(logits, labels, 15)
@@ -380,8 +330,7 @@ def study_report_html(study_dir: str | Path) -> str:
                          + "</section>")
         cid: dict[str, dict[str, list[tuple[float, float]]]] = {}
         for child in study.children:
-            recs = {s: read_jsonl(d / "metrics.jsonl") for s, d in seed_dirs(child.path).items()}
-            for key, series in eval_curves(recs, "/cid").items():
+            for key, series in eval_curves(seed_records(child.path), "/cid").items():
                 cid.setdefault(key, {})[child.label] = mean_curve(series)
         if cid:
             parts.append('<section id="cid"><h2>CID over training</h2>'

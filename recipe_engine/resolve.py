@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 import registry
 from recipe_engine.errors import RecipeError, RecipeErrors
 from recipe_engine.load import LoadedRecipe, load_recipe, load_text, origin_of
+from recipe_engine.merge import dotted
 from recipe_engine.plan import PlanError, Timeline, brings_own_data, walk_phases
 from recipe_engine.schema import METHOD_SECTIONS, Recipe, recipe_model
 
@@ -237,8 +238,6 @@ def _literal_hint(err: dict, value: Any) -> str | None:
 
 
 def dotted_path(path: tuple, data: Any) -> str:
-    from recipe_engine.load import dotted
-
     return dotted(path, data)
 
 

@@ -1,12 +1,6 @@
 """``run RECIPE --grid key=a,b --grid other=x,y``: a study, one child run per combination.
 
-Layout::
-
-    <out>/<recipe-name>/<YYYYmmdd-HHMMSS>-study/
-      study.json          # grid, base overrides, selection metric, children (combo, overrides, run folder, status)
-      <recipe-name>/<stamp>-<fingerprint8>/   # one normal run folder per child
-      summary.md report.html
-
+The study folder (its layout, reading and writing) is ``recipe_engine.studies``.
 Every combination is resolved before anything trains; invalid ones are all reported at once.
 """
 from __future__ import annotations
@@ -18,12 +12,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from recipe_engine import runner
+from recipe_engine.compare import compare_paths, compare_runs, pick_metrics, render_markdown
 from recipe_engine.errors import RecipeErrors, UserError
-from recipe_engine.outputs import atomic_write_json, atomic_write_text
+from recipe_engine.outputs import atomic_write_text
+from recipe_engine.report import write_study_report
 from recipe_engine.resolve import Resolved, resolve
+from recipe_engine.runs import DEFAULT_SELECT, SUMMARY_MD
+from recipe_engine.studies import load_study, new_study_dir, study_run_dirs, write_study_state
 
 EXIT_OK, EXIT_INVALID = 0, 1
-STUDY_FILE = "study.json"
 
 
 def split_values(text: str) -> list[str]:
@@ -100,29 +98,8 @@ def resolve_all(recipe: str, overrides: list[str], combos: list[dict[str, str]])
     return resolved
 
 
-def new_study_dir(out_root: Path, recipe_name: str, now: datetime | None = None) -> Path:
-    """``<out_root>/<recipe_name>/<YYYYmmdd-HHMMSS>-study`` (``-2``, ``-3``... if taken); never reused."""
-    stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
-    parent = out_root / recipe_name
-    parent.mkdir(parents=True, exist_ok=True)
-    for n in range(1, 10_000):
-        candidate = parent / (f"{stamp}-study" if n == 1 else f"{stamp}-study-{n}")
-        try:
-            candidate.mkdir(exist_ok=False)
-        except FileExistsError:
-            continue
-        return candidate
-    raise RuntimeError(f"could not create a study folder under {parent}")
-
-
-def _write_state(study_dir: Path, state: dict[str, Any]) -> None:
-    atomic_write_json(study_dir / STUDY_FILE, state)
-
-
 def run_grid(args: argparse.Namespace, overrides: list[str]) -> int:
     """Validate every combination of ``args.grid``, then run them one by one into a study folder."""
-    from recipe_engine.runner import execute
-
     if getattr(args, "resume", None):
         raise UserError("--resume and --grid cannot be combined; resume a child run folder of the study instead")
     grid = parse_grid(list(args.grid))
@@ -145,46 +122,38 @@ def run_grid(args: argparse.Namespace, overrides: list[str]) -> int:
         "recipe": str(args.recipe),
         "overrides": list(overrides),
         "grid": grid,
-        "select": first.evaluation.select or "dev/accuracy",
+        "select": first.evaluation.select or DEFAULT_SELECT,
         "created": datetime.now().isoformat(timespec="seconds"),
         "children": [{"combo": c, "overrides": list(overrides) + combo_overrides(c), "fingerprint": r.fingerprint,
                       "run_dir": None, "status": "pending"} for c, r in zip(combos, resolved)],
     }
-    _write_state(study_dir, state)
+    write_study_state(study_dir, state)
     print(f"study folder: {study_dir} ({len(combos)} runs)", file=sys.stderr)
     code = EXIT_OK
     for i, (child, res) in enumerate(zip(state["children"], resolved)):
         label = ",".join(combo_overrides(child["combo"]))
         print(f"[{i + 1}/{len(combos)}] {label}", file=sys.stderr)
-        before = set(_run_dirs(study_dir))
-        code = execute(res, args.recipe, child["overrides"], out_root=study_dir,
-                       max_steps=getattr(args, "max_steps", None), quiet=True)
-        made = sorted(set(_run_dirs(study_dir)) - before)
+        before = set(study_run_dirs(study_dir))
+        # runner.execute, not a name bound at import: a test may stand in for it
+        code = runner.execute(res, args.recipe, child["overrides"], out_root=study_dir,
+                              max_steps=getattr(args, "max_steps", None), quiet=True)
+        made = sorted(set(study_run_dirs(study_dir)) - before)
         if made:
             child["run_dir"] = str(made[-1].relative_to(study_dir))
         child["status"] = "complete" if code == EXIT_OK else "interrupted"
-        _write_state(study_dir, state)
+        write_study_state(study_dir, state)
         if code != EXIT_OK:
             print(f"child {label} stopped (exit {code}); the study is incomplete: {study_dir}", file=sys.stderr)
             break
     finish_study(study_dir)
     if code == EXIT_OK:
-        from recipe_engine.compare import compare_paths
-
         print(compare_paths([study_dir]))
         print(f"\nstudy folder: {study_dir}")
     return code
 
 
-def _run_dirs(study_dir: Path) -> list[Path]:
-    return [p.parent for p in study_dir.glob("*/*/run.json")]
-
-
 def finish_study(study_dir: Path) -> None:
     """Write the study's ``summary.md`` (the children table and the selection) and ``report.html``."""
-    from recipe_engine.compare import compare_runs, load_study, pick_metrics, render_markdown
-    from recipe_engine.report import write_study_report
-
     study = load_study(study_dir)
     lines = [f"# {study.name}: study", "", "- grid: " + "; ".join(f"{k} = {', '.join(v)}" for k, v in study.info["grid"].items()),
              f"- children: {len(study.info['children'])} ({len(study.children)} with results)",
@@ -201,5 +170,5 @@ def finish_study(study_dir: Path) -> None:
         lines.append(render_markdown(comp))
     else:
         lines.append("No child has finished.")
-    atomic_write_text(study_dir / "summary.md", "\n".join(lines) + "\n")
+    atomic_write_text(study_dir / SUMMARY_MD, "\n".join(lines) + "\n")
     write_study_report(study_dir)

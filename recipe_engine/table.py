@@ -1,8 +1,18 @@
-"""Plain-text tables for the terminal: the results printed at the end of a run."""
+"""Tables: the one table renderer (text, markdown, csv), the ``--format`` dispatch of the
+commands that print them (``diff``, ``compare``), the order of metric keys and how their
+numbers are written, and the results table printed at the end of a run."""
 from __future__ import annotations
 
+import csv
+import io
+import json
 import math
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
+
+from recipe_engine.errors import UserError
+
+TABLE_FORMATS = ("text", "markdown", "csv")
+T = TypeVar("T")
 
 #: splits first in this order, then any other split alphabetically
 SPLIT_ORDER = ("test", "dev", "validation", "train")
@@ -78,6 +88,49 @@ def format_table(rows: list[list[str]], header: list[str]) -> str:
         return "  ".join(parts).rstrip()
 
     return "\n".join([line(header), "  ".join("-" * w for w in widths), *(line(r) for r in rows)])
+
+
+def _markdown_table(rows: Sequence[Sequence[Any]], header: Sequence[Any], *, blank: str = "") -> str:
+    """A markdown table; ``|`` in a cell is escaped, an empty cell is written as ``blank``."""
+    def esc(cell: Any) -> str:
+        return str(cell).replace("|", "\\|") or blank
+
+    return "\n".join(["| " + " | ".join(map(esc, header)) + " |", "|" + "---|" * len(header),
+                      *("| " + " | ".join(map(esc, r)) + " |" for r in rows)])
+
+
+def _csv_table(rows: Sequence[Sequence[Any]], header: Sequence[Any]) -> str:
+    """CSV with ``\\n`` line ends and no final newline."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buf.getvalue().rstrip("\n")
+
+
+def render_table(rows: Sequence[Sequence[Any]], header: Sequence[Any], fmt_name: str = "text", *, blank: str = "") -> str:
+    """The table renderer of every command: ``rows`` under ``header`` as text (``format_table``),
+    markdown or CSV (``TABLE_FORMATS``); ``blank`` is what an empty markdown cell shows."""
+    if fmt_name == "markdown":
+        return _markdown_table(rows, header, blank=blank)
+    if fmt_name == "csv":
+        return _csv_table(rows, header)
+    if fmt_name == "text":
+        return format_table([list(r) for r in rows], list(header))
+    raise ValueError(f"render_table: no table format {fmt_name!r}; use one of {', '.join(TABLE_FORMATS)}")
+
+
+def json_text(obj: Any, default: Callable[[Any], Any] | None = None) -> str:
+    """``obj`` as indented JSON, non-ASCII kept."""
+    return json.dumps(obj, indent=2, ensure_ascii=False, default=default)
+
+
+def render_format(obj: T, fmt_name: str, renderers: Mapping[str, Callable[[T], str]]) -> str:
+    """The output of ``--format fmt_name``: ``renderers[fmt_name](obj)``; any other format is a
+    :class:`UserError` naming those offered, in their order."""
+    if fmt_name not in renderers:
+        raise UserError(f"--format {fmt_name!r}: use one of {', '.join(renderers)}")
+    return renderers[fmt_name](obj)
 
 
 def _selected(key: str, keys: Iterable[str] | None) -> bool:

@@ -29,6 +29,7 @@ from recipe_engine.feeds import OwnBatches, epoch_order, train_batches
 from recipe_engine.outputs import atomic_write_json
 from recipe_engine.plan import PlanError, Segment, Term, Timeline, check_timeline, leaf_terms, timeline_for, totals_text
 from recipe_engine.run_log import RunLog
+from recipe_engine.schema import Recipe
 from registry._lib.per_example import eval_mode
 from registry.base import Objective
 from registry.data import EncodedSplit, confound_visibility, encode_split
@@ -70,7 +71,7 @@ class Setup:
 
 
 # ---------------------------------------------------------------- one seed
-def train_seed(recipe: Any, bundle: DatasetBundle, seed: int, seed_dir: Path, *, device: torch.device,
+def train_seed(recipe: Recipe, bundle: DatasetBundle, seed: int, seed_dir: Path, *, device: torch.device,
                max_steps: int | None = None, log: Callable[[str], Any] = print) -> SeedResult:
     seed_dir.mkdir(parents=True, exist_ok=True)
     seed_everything(seed)
@@ -161,7 +162,7 @@ def autocast_for(device: torch.device, precision: str) -> Callable[[], Any]:
     return nullcontext
 
 
-def setup(recipe: Any, bundle: DatasetBundle, seed: int, device: torch.device) -> Setup:
+def setup(recipe: Recipe, bundle: DatasetBundle, seed: int, device: torch.device) -> Setup:
     """Model, tokenised data, bound objectives, the timeline and the optimizers, in the order
     that fixes what the seeded RNGs draw (model init, confound visibility, objective heads)."""
     num_labels = len(bundle.label_names)
@@ -187,7 +188,7 @@ def setup(recipe: Any, bundle: DatasetBundle, seed: int, device: torch.device) -
     return Setup(model, train, evals, ctx, objectives, extras, timeline, optimizers)
 
 
-def bind_objectives(recipe: Any, ctx: ObjectiveContext) -> dict[tuple[str, str], Objective]:
+def bind_objectives(recipe: Recipe, ctx: ObjectiveContext) -> dict[tuple[str, str], Objective]:
     """One instance per (phase id, term id), built and bound once."""
     objectives = {}
     for ph, term in leaf_terms(recipe.schedule.phases):
@@ -197,7 +198,7 @@ def bind_objectives(recipe: Any, ctx: ObjectiveContext) -> dict[tuple[str, str],
     return objectives
 
 
-def build_optimizers(recipe: Any, model: nn.Module, extras: nn.ModuleDict, objectives: dict[tuple[str, str], Objective],
+def build_optimizers(recipe: Recipe, model: nn.Module, extras: nn.ModuleDict, objectives: dict[tuple[str, str], Objective],
                      timeline: Timeline) -> dict[str, OptimizerSlot]:
     """The main optimizer over everything, and one per phase that declares its own."""
     everything = list(model.named_parameters()) + [(f"extras.{n}", p) for n, p in extras.named_parameters()]
@@ -349,7 +350,7 @@ def postfix(seg: Segment, parts: dict[str, torch.Tensor]) -> dict[str, str]:
 
 
 # ---------------------------------------------------------------- evaluation
-def final_evaluation(recipe: Any, run: Setup, bundle: DatasetBundle, device: torch.device, autocast: Any,
+def final_evaluation(recipe: Recipe, run: Setup, bundle: DatasetBundle, device: torch.device, autocast: Any,
                      seed_dir: Path, seed: int, step: int) -> dict[str, float]:
     """Every metric on every evaluation split; logits kept for the reliability diagram."""
     kept: dict[str, Any] = {}
@@ -366,7 +367,7 @@ def final_evaluation(recipe: Any, run: Setup, bundle: DatasetBundle, device: tor
     return metrics
 
 
-def evaluate_model(recipe: Any, model: nn.Module, evals: dict[str, EncodedSplit], bundle: DatasetBundle,
+def evaluate_model(recipe: Recipe, model: nn.Module, evals: dict[str, EncodedSplit], bundle: DatasetBundle,
                    ctx: ObjectiveContext, device: torch.device, autocast: Any, splits: tuple[str, ...] | None = None,
                    keep: dict[str, Any] | None = None) -> dict[str, float]:
     """Prediction metrics on each evaluation split, model-level metrics (e.g. CID) on train."""

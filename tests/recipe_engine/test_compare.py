@@ -7,7 +7,8 @@ import pytest
 import yaml
 
 from recipe_engine.cli import main
-from recipe_engine.compare import combo_label, expand, load_study, select_best, short_keys
+from recipe_engine.compare import expand
+from recipe_engine.studies import combo_label, load_study, select_best, short_keys
 
 SEEDS = [2021, 2022, 2023]
 # test/accuracy of three methods x three seeds (the shape of the paper's Table 2)

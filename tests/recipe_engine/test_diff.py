@@ -5,7 +5,8 @@ import pytest
 import yaml
 
 from recipe_engine.cli import main
-from recipe_engine.diff import diff, ratio, show
+from recipe_engine.diff import diff
+from recipe_engine.diff.recipes import ratio, show
 from recipe_engine.resolve import resolve
 
 ROOT = Path(__file__).resolve().parents[2]

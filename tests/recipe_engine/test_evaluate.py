@@ -1,4 +1,3 @@
-import json
 import math
 
 import pytest
@@ -6,7 +5,7 @@ import torch
 from torch import nn
 
 from recipe_engine.errors import UserError
-from recipe_engine.evaluate import aggregate_seeds, evaluate_predictions, predict, predictions, write_summary
+from recipe_engine.evaluate import aggregate_seeds, evaluate_predictions, predict, predictions
 from recipe_engine.table import format_table, results_table
 from registry.base import Metric
 from registry.metrics.accuracy import Accuracy
@@ -98,23 +97,6 @@ def test_aggregate_seeds_sample_sd():
     assert acc["n"] == 3 and list(acc["values"].items()) == [(1, 1.0), (2, 2.0), (4, 4.0)]
     assert agg["dev/nll"] == {"mean": 0.5, "sd": 0.0, "n": 1, "values": {1: 0.5}}
     assert list(agg) == ["test/accuracy", "dev/nll"]  # test split first
-
-
-def test_write_summary_files(tmp_path):
-    per_seed = {1: {"test/accuracy": 1.0, "test/roc_auc": 0.5}, 2: {"test/accuracy": 2.0, "test/roc_auc": 0.75}, 4: {"test/accuracy": 4.0, "test/roc_auc": 1.0}}
-    agg = aggregate_seeds(per_seed)
-    write_summary(tmp_path, per_seed, agg, {"recipe": "textlen-ce", "fingerprint": "abc", "seeds": [1, 2, 4]})
-    summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["seeds"] == [1, 2, 4]
-    assert summary["per_seed"]["2"] == {"test/accuracy": 2.0, "test/roc_auc": 0.75}
-    assert summary["aggregate"]["test/accuracy"]["values"] == {"1": 1.0, "2": 2.0, "4": 4.0}
-    assert summary["meta"]["recipe"] == "textlen-ce"
-    md = (tmp_path / "summary.md").read_text()
-    assert md.startswith("# textlen-ce\n")
-    assert "| metric | mean ± sd | n | per-seed values |" in md
-    assert "| test/accuracy | 2.33 ± 1.53 | 3 | 1: 1.00, 2: 2.00, 4: 4.00 |" in md
-    assert "| test/roc_auc | 0.7500 ± 0.2500 | 3 | 1: 0.5000, 2: 0.7500, 4: 1.0000 |" in md
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["summary.json", "summary.md"]
 
 
 def test_format_table_aligns_columns():
