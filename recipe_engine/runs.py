@@ -1,7 +1,7 @@
 """The run folder: its layout, and every read and write of it (a study folder of runs is
 ``recipe_engine.studies``).
 
-Layout (DESIGN.md section 7)::
+Layout (docs/architecture.md, section 3)::
 
     outputs/<recipe-name>/<YYYYmmdd-HHMMSS>-<fingerprint8>/
       recipe.yaml resolved.yaml run.json

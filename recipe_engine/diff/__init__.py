@@ -1,4 +1,4 @@
-"""``recipe-engine diff A B``: a semantic diff of two recipes or run folders (DESIGN.md section 6).
+"""``recipe-engine diff A B``: a semantic diff of two recipes or run folders (docs/architecture.md, section 5).
 
 The resolved, typed recipes are compared (every default written out), never the text:
 phases, objective terms and metrics are matched by identity (``id``, else ``name``), a
