@@ -25,7 +25,7 @@ from recipe_engine.diff import diff_paths
 from recipe_engine.diff.render import FORMATS as DIFF_FORMATS
 from recipe_engine.diff.result import EXIT_ERROR
 from recipe_engine.errors import RecipeError, RecipeErrors, UserError
-from recipe_engine.merge import dotted
+from recipe_engine.merge import dotted, is_present
 from recipe_engine.outputs import atomic_write_text
 from recipe_engine.plan import DESCRIBE_HEADER, PlanError, describe
 from recipe_engine.resolve import Resolved, plan_error, resolve, schedule_errors
@@ -263,23 +263,11 @@ def provenance_text(resolved: Resolved) -> str:
                 walk(v, path + (i,))
         else:
             origin = resolved.loaded.origins.get(path)
-            where = str(origin) if origin is not None and _present(raw, path) else "default"
+            where = str(origin) if origin is not None and is_present(raw, path) else "default"
             rows.append([dotted(path, resolved.data), _short(node), where])
 
     walk(resolved.data, ())
     return format_table(rows, ["path", "value", "from"])
-
-
-def _present(data: Any, path: tuple) -> bool:
-    cur = data
-    for p in path:
-        if isinstance(cur, dict) and p in cur:
-            cur = cur[p]
-        elif isinstance(cur, list) and isinstance(p, int) and p < len(cur):
-            cur = cur[p]
-        else:
-            return False
-    return True
 
 
 def _short(v: Any) -> str:

@@ -69,6 +69,19 @@ def dotted(path: tuple[str | int, ...], data: dict | None = None) -> str:
     return ".".join(parts)
 
 
+def is_present(data: Any, path: tuple[str | int, ...]) -> bool:
+    """Does the plain tree ``data`` hold a value at ``path`` (written there, not a default)?"""
+    cur = data
+    for p in path:
+        if isinstance(cur, dict) and p in cur:
+            cur = cur[p]
+        elif isinstance(cur, list) and isinstance(p, int) and 0 <= p < len(cur):
+            cur = cur[p]
+        else:
+            return False
+    return True
+
+
 def _deleted_identity(item: Node) -> tuple[bool, str | None]:
     """``(is a deletion item, identity it deletes)`` for ``{~id: X}`` / ``{~name: X}``."""
     if not isinstance(item.value, dict):

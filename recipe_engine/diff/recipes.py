@@ -13,7 +13,7 @@ from typing import Any
 
 from recipe_engine.diff.sides import Side
 from recipe_engine.load import origin_of
-from recipe_engine.merge import plain_identity
+from recipe_engine.merge import is_present, plain_identity
 from recipe_engine.schema import METHOD_SECTIONS
 
 GROUPS = ("method", "runtime", "paths")
@@ -74,18 +74,6 @@ def _ratio_text(r: float | None) -> str:
     return "" if r is None else f" (x{r:.3g})"
 
 
-def _present(data: Any, path: tuple) -> bool:
-    cur = data
-    for p in path:
-        if isinstance(cur, dict) and p in cur:
-            cur = cur[p]
-        elif isinstance(cur, list) and isinstance(p, int) and 0 <= p < len(cur):
-            cur = cur[p]
-        else:
-            return False
-    return True
-
-
 def _raw(side: Side, path: tuple) -> Any:
     cur: Any = side.resolved.loaded.data
     for p in path:
@@ -97,14 +85,14 @@ def provenance(side: Side, path: tuple | None) -> str:
     """Where the value at ``path`` (an index path) was set: file:line, base, command line, or default."""
     if path is None:
         return ABSENT
-    if not _present(side.resolved.loaded.data, path):
+    if not is_present(side.resolved.loaded.data, path):
         return "default"
     return str(origin_of(side.resolved.loaded, path))
 
 
 def _written(side: Side, path: tuple, resolved_value: Any) -> Any:
     """What the recipe wrote at ``path`` (compact), else the resolved value."""
-    return _raw(side, path) if _present(side.resolved.loaded.data, path) else resolved_value
+    return _raw(side, path) if is_present(side.resolved.loaded.data, path) else resolved_value
 
 
 def _identity(item: Any) -> str | None:
