@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from registry import Component
-from registry.types import Batch, Classifier, DatasetBundle, EncodedData, ObjectiveContext, Predictions
+from registry.types import Batch, Classifier, DatasetBundle, EncodedData, ObjectiveContext, Predictions, TokenAttributions
 
 
 class ModelComponent(Component):
@@ -87,6 +87,18 @@ class Objective(Component):
     def logs(self) -> dict[str, float]:
         """Extra scalars of the last ``loss`` call (e.g. the influence difference)."""
         return {}
+
+
+class Attribution(Component):
+    """Token attribution: ``attribute(model, batch, target)`` -> one score per token position.
+
+    ``target`` is the class attributed per row (None: the component's own choice, e.g. its
+    ``target: gold|predicted`` param).  Used for reports (under ``torch.no_grad`` callers
+    still get scores: the component takes the gradients it needs itself) and inside losses.
+    """
+
+    def attribute(self, model: Classifier, batch: Batch, target: torch.Tensor | None = None) -> TokenAttributions:
+        raise NotImplementedError
 
 
 class Metric(Component):

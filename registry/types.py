@@ -133,6 +133,21 @@ class EncodedData(Protocol):
 
 
 @dataclass
+class TokenAttributions:
+    """One score per token position of a batch (``attributions`` components return this).
+
+    ``scores[b, t]`` is 0 wherever ``counted[b, t]`` is False (padding, and with
+    ``positions: tokens`` the special tokens); ``counted`` says which positions a loss or a
+    metric averages over.  ``scores`` carries a graph when the component's mode makes it
+    differentiable (e.g. for a training penalty).
+    """
+
+    scores: torch.Tensor  # (B, T) float
+    counted: torch.Tensor  # (B, T) bool
+    target: torch.Tensor  # (B,) the class each row was attributed to
+
+
+@dataclass
 class ObjectiveContext:
     """What an objective may see when it is bound to a run."""
 
