@@ -215,26 +215,25 @@ def cmd_validate(args: argparse.Namespace) -> int:
             print_errors(exc)
             status = EXIT_INVALID
             continue
-        problems = _schedule_problems(resolved)
+        problems, note = _schedule_problems(resolved)
         if problems:
             print_errors(RecipeErrors(problems))
             status = EXIT_INVALID
             continue
-        print(f"{path}: ok ({resolved.recipe.name}, fingerprint {resolved.fingerprint[:8]})")
+        print(f"{path}: ok ({resolved.recipe.name}, fingerprint {resolved.fingerprint[:8]}){note}")
     return status
 
 
-def _schedule_problems(resolved: Resolved) -> list[RecipeError]:
-    """The compiled schedule's problems (phases that get no step), at their lines; a note on
-    stderr, and none, when the dataset cannot be read here (the schedule needs its size)."""
+def _schedule_problems(resolved: Resolved) -> tuple[list[RecipeError], str]:
+    """The compiled schedule's problems (phases that get no step), at their lines, and a note
+    for the ok line when the dataset cannot be read here (the schedule needs its size): the
+    recipe is valid, its schedule just was not compiled."""
     try:
-        return schedule_errors(resolved, recipe_timeline(resolved.recipe))
+        return schedule_errors(resolved, recipe_timeline(resolved.recipe)), ""
     except PlanError as exc:
-        return [plan_error(resolved, exc)]
+        return [plan_error(resolved, exc)], ""
     except UserError as exc:
-        print(f"note: {resolved.recipe.name}: the schedule was not compiled (the dataset is needed for its "
-              f"steps per epoch): {exc}", file=sys.stderr)
-        return []
+        return [], f"; schedule not compiled here (its steps per epoch need the dataset): {exc}"
 
 
 def cmd_show(args: argparse.Namespace) -> int:

@@ -87,3 +87,14 @@ schedule:
     assert "40 train-data steps, 40 optimizer steps in 2 segments" in out
     joint = next(line for line in out.splitlines() if line.startswith("1 "))
     assert "train + embedding_tuning" in joint and "cross_entropy, embedding_tuning x0->1/10" in joint
+
+
+def test_a_valid_recipe_whose_data_is_missing_is_ok_with_a_note(tmp_path, capsys):
+    recipe = _recipe(tmp_path, WARMUP_20)
+    for f in (tmp_path / "tiny").iterdir():
+        f.unlink()
+    assert main(["validate", str(recipe)]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    assert ": ok (tiny-e2e, fingerprint " in out
+    assert "; schedule not compiled here (its steps per epoch need the dataset): " in out
