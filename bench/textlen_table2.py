@@ -26,17 +26,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _study import (ROOT, existing_run, finished_seeds, light_copy, restore_archive,  # noqa: E402,F401
+                    run_method, sync_archive)
 
 from recipe_engine.compare import compare_paths  # noqa: E402
-from recipe_engine.resolve import resolve  # noqa: E402
-from recipe_engine.runner import execute, same_method  # noqa: E402
-from recipe_engine.runs import COMPLETE_MARKER, is_complete  # noqa: E402
 
 METHODS = {  # method -> (recipe, paper test accuracy with BERT-base, paper final CID)
     "finetune": ("recipes/textlen/finetune.yaml", 76.00, 0.093),
@@ -45,69 +43,6 @@ METHODS = {  # method -> (recipe, paper test accuracy with BERT-base, paper fina
     "embedding_tuning": ("recipes/textlen/embedding_tuning.yaml", 82.20, None),
     "no_spurious": ("recipes/textlen/no_spurious.yaml", 84.96, 0.019),
 }
-#: run-folder files an archive keeps (with every finished seed's metrics and eval/ files)
-TOP_FILES = ("recipe.yaml", "resolved.yaml", "run.json", "summary.json", "summary.md", COMPLETE_MARKER)
-SEED_FILES = ("metrics.jsonl", "eval/metrics.json", "eval/dev_logits.pt", "eval/test_logits.pt")
-
-
-def existing_run(study: Path, resolved) -> Path | None:
-    """The newest run folder of this method (same fingerprint once re-resolved), if any."""
-    folder = study / resolved.recipe.name
-    if not folder.is_dir():
-        return None
-    for run in sorted(folder.iterdir(), reverse=True):
-        if (run / "run.json").is_file() and same_method(run, resolved):
-            return run
-    return None
-
-
-def finished_seeds(run: Path) -> list[str]:
-    return sorted(p.parent.parent.name for p in run.glob("seed-*/eval/metrics.json"))
-
-
-def light_copy(run: Path, dest: Path, seeds: list[str]) -> None:
-    """Copy what a run's results and a later resume need: top files and the finished ``seeds``.
-
-    Written into a temporary folder first and renamed, so an archive never holds half a run."""
-    tmp = dest.with_name(dest.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    wanted = [*TOP_FILES, *(f"{seed}/{name}" for seed in seeds for name in SEED_FILES)]
-    for name in wanted:
-        if (run / name).is_file():
-            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(run / name, tmp / name)
-    shutil.rmtree(dest, ignore_errors=True)
-    tmp.rename(dest)
-
-
-def sync_archive(study: Path, archive: Path) -> None:
-    """Archive every run in the study that has at least one finished seed."""
-    for run in sorted(study.glob("*/*/run.json")):
-        run = run.parent
-        seeds = finished_seeds(run)
-        if seeds:
-            dest = archive / run.parent.name / run.name
-            light_copy(run, dest, seeds)
-            print(f"archived {run} -> {dest} ({', '.join(seeds)}"
-                  f"{', complete' if is_complete(run) else ''})", file=sys.stderr)
-
-
-def restore_archive(archive: Path, study: Path) -> None:
-    """Copy archived runs the study folder lacks (or holds with fewer finished seeds)."""
-    for run in sorted(archive.glob("*/*/run.json")):
-        run = run.parent
-        dest = study / run.parent.name / run.name
-        archived = finished_seeds(run)
-        if dest.exists() and len(finished_seeds(dest)) >= len(archived):
-            continue
-        if dest.exists():
-            for seed in archived:
-                if not (dest / seed / "eval" / "metrics.json").is_file():
-                    shutil.rmtree(dest / seed, ignore_errors=True)
-                    shutil.copytree(run / seed, dest / seed)
-        else:
-            shutil.copytree(run, dest)
-        print(f"restored {run} -> {dest}", file=sys.stderr)
 
 
 def main() -> int:
@@ -139,23 +74,11 @@ def main() -> int:
             overrides.append(f"schedule.phases.train.phases.influence.objectives.influence_tuning.params.parameters={args.it_parameters}")
         if args.cid_parameters:
             overrides.append(f"evaluation.metrics.cid.params.parameters={args.cid_parameters}")
-        resolved = resolve(ROOT / recipe_path, overrides)
-        run = existing_run(study, resolved)
-        if args.report_only:
-            if run is not None and finished_seeds(run):
-                runs[method] = run
-            continue
-        if run is not None and is_complete(run):
-            print(f"{method}: complete in {run}", file=sys.stderr)
-        else:
-            print(f"{method}: {'resuming ' + str(run) if run else 'starting'}", file=sys.stderr)
-            code = execute(resolved, str(ROOT / recipe_path), overrides, run_dir=run, out_root=None if run else study)
-            run = existing_run(study, resolved)
-            if archive is not None:
-                sync_archive(study, archive)
-            if code != 0:
-                return code
-        runs[method] = run
+        code, run = run_method(method, recipe_path, overrides, study, archive, args.report_only)
+        if code != 0:
+            return code
+        if run is not None:
+            runs[method] = run
     if "finetune" not in runs:
         print("no finetune run to compare against", file=sys.stderr)
         return 1
