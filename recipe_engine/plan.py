@@ -54,6 +54,7 @@ class Segment:
     optimizer: str  # "main" or the phase id that owns the optimizer
     reset_state: bool | str = False
     train_step_start: int = 0  # budget steps consumed before this segment
+    until_converged: bool = False  # ends early when early stopping fires (``steps`` is then the most it takes)
 
     @property
     def draws_train(self) -> bool:
@@ -206,6 +207,7 @@ def compile_timeline(schedule: Schedule, train_steps_per_epoch: int,
             index=len(tl.segments), phase_id=ph.id, path=path, round=rnd, terms=terms, source=source,
             steps=steps, epochs=epochs, optimizer=ph.id if opt is not None else "main",
             reset_state=opt.reset_state if opt is not None else False, train_step_start=used,
+            until_converged=ph.until == "converged",
         ))
         if source == TRAIN:
             used += steps
@@ -301,7 +303,7 @@ def describe(tl: Timeline) -> list[list[str]]:
     """Rows for a table: segment, phase path, steps, data source, terms, optimizer."""
     rows = []
     for s in tl.segments:
-        length = f"{s.steps}" + (f" ({s.epochs} ep)" if s.epochs else "")
+        length = ("<=" if s.until_converged else "") + f"{s.steps}" + (f" ({s.epochs} ep)" if s.epochs else "")
         terms = ", ".join(
             t.id + ("" if t.weight == 1.0 else f" x{_weight_str(t.weight)}") for t in s.terms
         )

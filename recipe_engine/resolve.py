@@ -20,7 +20,7 @@ from recipe_engine.errors import RecipeError, RecipeErrors
 from recipe_engine.load import LoadedRecipe, load_recipe, load_text, origin_of
 from recipe_engine.merge import dotted
 from recipe_engine.plan import PlanError, Timeline, brings_own_data, walk_phases
-from recipe_engine.schema import METHOD_SECTIONS, Recipe, recipe_model
+from recipe_engine.schema import METHOD_SECTIONS, UNSET_NOT_FINGERPRINTED, Recipe, recipe_model
 
 # the component kind that each slot of a recipe holds, by the key that leads to it
 _SLOT_KIND = {
@@ -49,6 +49,12 @@ def fingerprint(recipe: BaseModel) -> str:
     """sha256 of the method sections (not `runtime`, `name`, `description`) in canonical JSON."""
     dumped = recipe.model_dump(mode="json", by_alias=True)
     method = {k: dumped[k] for k in METHOD_SECTIONS}
+    for *parents, key in UNSET_NOT_FINGERPRINTED:
+        node = method
+        for p in parents:
+            node = node.get(p) or {}
+        if key in node and node[key] is None:
+            del node[key]
     return hashlib.sha256(json.dumps(method, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
@@ -336,6 +342,12 @@ def _semantic_checks(recipe: Recipe, loaded: LoadedRecipe) -> list[RecipeError]:
             continue
         if ph.until == "end" and recipe.schedule.length is None:
             err(p + ("until",), "until: end needs schedule.length (e.g. length: {epochs: 10})")
+        if ph.until == "converged" and recipe.evaluation.early_stopping is None:
+            err(p + ("until",), "until: converged ends the phase when early stopping fires; declare "
+                                "evaluation.early_stopping (e.g. {metric: dev/accuracy, patience: 3}) and evaluation.every")
+        if ph.until == "converged" and not _draws_train(ph):
+            err(p + ("until",), "until: converged watches evaluations made between training steps, and this phase's "
+                                "terms all bring their own data (a round); use it on a phase with a per-batch term")
         term_ids: set[str] = set()
         for j, term in enumerate(ph.objectives):
             tid = term.id or term.name
@@ -355,6 +367,16 @@ def _semantic_checks(recipe: Recipe, loaded: LoadedRecipe) -> list[RecipeError]:
             hint = difflib.get_close_matches(split, splits, n=1)
             err(("evaluation", "splits", j), f"dataset {recipe.data.name!r} has no split {split!r}; it has {', '.join(splits)}"
                 + (f" (did you mean {hint[0]!r}?)" if hint else ""))
+    stop = recipe.evaluation.early_stopping
+    if stop is not None:
+        if recipe.evaluation.every is None:
+            err(("evaluation", "early_stopping"), "early stopping watches evaluations during training; set "
+                                                  "evaluation.every (e.g. every: {epochs: 1} or every: {steps: 50})")
+        split = stop.metric.split("/", 1)[0]
+        if "/" not in stop.metric or split not in recipe.evaluation.splits:
+            err(("evaluation", "early_stopping", "metric"),
+                f"metric {stop.metric!r} must be <split>/<metric> with the split among evaluation.splits "
+                f"({', '.join(recipe.evaluation.splits)}), e.g. dev/accuracy")
     if recipe.data.train_split not in splits:
         err(("data", "train_split"), f"dataset {recipe.data.name!r} has no split {recipe.data.train_split!r}; it has {', '.join(splits)}")
     return errors

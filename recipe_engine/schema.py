@@ -116,7 +116,9 @@ class Phase(Strict):
 
     id: str = Field(description="unique id; used by extends/merge, diff and logs")
     for_: Optional[LengthSpec] = Field(None, alias="for", description="length: N (schedule unit) or {steps|epochs: N}")
-    until: Optional[Literal["end"]] = Field(None, description="run until the schedule length is used up")
+    until: Optional[Literal["end", "converged"]] = Field(
+        None, description="end: run until the schedule length is used up; converged: end when early stopping "
+                          "(evaluation.early_stopping) first fires, after at most `for` (then patience resets)")
     repeat: Optional[Union[Annotated[int, Field(gt=0)], Literal["until_end"]]] = Field(None, description="repeat the nested phases N times or until the schedule length is used up")
     phases: Optional[list[Phase]] = Field(None, description="nested phases of a repeat")
     objectives: Optional[list[Term]] = Field(None, description="terms summed at every step of this phase")
@@ -133,7 +135,11 @@ class Phase(Strict):
         else:
             if not self.objectives:
                 raise ValueError("a phase needs 'objectives' (or 'repeat' with nested 'phases')")
-            if (self.for_ is None) == (self.until is None):
+            if self.until == "converged":
+                if self.for_ is None:
+                    raise ValueError("until: converged needs 'for: N', the most the phase may take "
+                                     "(e.g. for: {epochs: 20}, until: converged)")
+            elif (self.for_ is None) == (self.until is None):
                 raise ValueError("a phase needs exactly one of 'for: N' or 'until: end'")
         return self
 
@@ -144,6 +150,22 @@ class Schedule(Strict):
     phases: Annotated[list[Phase], Field(min_length=1)] = Field(description="ordered phases")
 
 
+#: optional settings added after recipes were run and archived: while unset (None) they are
+#: left out of the fingerprint, so those runs keep their fingerprint (``--resume``, archives)
+UNSET_NOT_FINGERPRINTED: tuple[tuple[str, ...], ...] = (("evaluation", "early_stopping"),)
+
+
+class EarlyStopping(Strict):
+    """Stop when a dev metric has not improved for ``patience`` evaluations (evaluation.every)."""
+
+    metric: str = Field(description="the metric watched, as <split>/<metric>, e.g. dev/accuracy")
+    mode: Literal["max", "min"] = Field("max", description="max: higher is better; min: lower is better")
+    patience: Annotated[int, Field(gt=0)] = Field(3, description="evaluations without improvement before it fires")
+    min_delta: Annotated[float, Field(ge=0.0)] = Field(0.0, description="an improvement must exceed this")
+    restore_best: bool = Field(True, description="evaluate the final model at its best evaluation (the checkpoint "
+                                                 "kept there), so test scores are taken at the best dev step")
+
+
 class Evaluation(Strict):
     splits: list[str] = Field(default_factory=lambda: ["dev", "test"], description="splits evaluated at the end")
     metrics: list[MetricRef] = Field(
@@ -151,6 +173,8 @@ class Evaluation(Strict):
         description="metrics computed on every split (model-level ones on the training set)",
     )
     every: Optional[Length] = Field(None, description="also evaluate during training, every N steps")
+    early_stopping: Optional[EarlyStopping] = Field(
+        None, description="stop (or end an `until: converged` phase) when a dev metric stops improving; needs `every`")
     select: Optional[str] = Field(None, description="metric used to pick the best run of a sweep, e.g. dev/accuracy")
 
 

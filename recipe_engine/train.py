@@ -23,6 +23,7 @@ from torch import nn
 
 import registry
 from recipe_engine.checkpoint import Checkpoint
+from recipe_engine.early_stopping import EarlyStopper
 from recipe_engine.errors import UserError
 from recipe_engine.evaluate import evaluate_predictions, predictions
 from recipe_engine.feeds import OwnBatches, epoch_order, train_batches
@@ -89,8 +90,10 @@ def train_seed(recipe: Recipe, bundle: DatasetBundle, seed: int, seed_dir: Path,
     stream = train_batches(run.train, recipe.data.batch_size, seed, pos)
     every = recipe.evaluation.every
     eval_every = None if every is None else (every.steps or every.epochs * run.timeline.steps_per_epoch)
+    stopper = EarlyStopper(recipe.evaluation.early_stopping, seed_dir / "checkpoints" / "best.pt")
+    stopper.load_state_dict((saved or {}).get("early_stopping", {}))
     guard = NonFinite(device)
-    global_step = pos["global_step"]
+    global_step, stop_all = pos["global_step"], False
 
     for seg in run.timeline.segments[pos["segment"]:]:
         start = pos["step"] if seg.index == pos["segment"] else 0
@@ -120,18 +123,29 @@ def train_seed(recipe: Recipe, bundle: DatasetBundle, seed: int, seed_dir: Path,
                 guard.check(seed, seg, terms, ckpt)
             if log_due:
                 out.train(global_step, train_record(seg, step, loss, slot, parts, terms), postfix(seg, parts))
-            here = {"segment": seg.index, "step": step + 1, "global_step": global_step, "epoch": pos["epoch"], "batch": pos["batch"]}
-            if step + 1 == seg.steps:  # end of the segment: the reset belongs to the round
-                reset_moments(run.optimizers, seg)
-                here = {**here, "segment": seg.index + 1, "step": 0}
+            end_seg = step + 1 == seg.steps
             if eval_due:
-                out.eval(global_step, evaluate_model(recipe, run.model, run.evals, bundle, run.ctx, device, autocast, splits=("dev",)))
-            if ckpt_due or step + 1 == seg.steps:
-                ckpt.save(state_dict(run, here, feeds if here["step"] else {}))
+                values = evaluate_model(recipe, run.model, run.evals, bundle, run.ctx, device, autocast, splits=(stopper.split,))
+                out.eval(global_step, values)
+                if stopper.update(values, global_step, {"model": run.model, "extras": run.extras}):
+                    end_seg, stop_all = converged(seg, stopper, global_step, seed, log)
+            here = {"segment": seg.index, "step": step + 1, "global_step": global_step, "epoch": pos["epoch"], "batch": pos["batch"]}
+            if end_seg or stop_all:  # the segment ends: the reset belongs to the round
+                reset_moments(run.optimizers, seg)
+                nxt = len(run.timeline.segments) if stop_all else seg.index + 1
+                here = {**here, "segment": nxt, "step": 0}
+            if ckpt_due or end_seg or stop_all:
+                ckpt.save(state_dict(run, here, feeds if here["step"] else {}, stopper))
             if max_steps is not None and global_step >= max_steps:
                 out.close_bar()
                 raise Interrupted(f"stopped after {global_step} steps (--max-steps)")
+            if end_seg or stop_all:
+                break
+        if stop_all:
+            break
     out.close_bar()
+    if stopper.restore_best({"model": run.model, "extras": run.extras}, device):
+        log(f"seed {seed}: final evaluation of the model at its best evaluation ({stopper.summary()})")
 
     metrics = final_evaluation(recipe, run, bundle, device, autocast, seed_dir, seed, global_step)
     out.final(global_step, metrics)
@@ -231,9 +245,10 @@ def phase_parameters(model: nn.Module, objectives: list[Objective]) -> list[tupl
     return [(n, p) for n, p in model.named_parameters() if id(p) in chosen]
 
 
-def state_dict(run: Setup, position: dict[str, int], feeds: dict[str, OwnBatches]) -> dict[str, Any]:
+def state_dict(run: Setup, position: dict[str, int], feeds: dict[str, OwnBatches], stopper: EarlyStopper) -> dict[str, Any]:
     """The checkpoint: one state dict of tensors, numbers and strings."""
     return {
+        "early_stopping": stopper.state_dict(),
         "model": run.model.state_dict(), "extras": run.extras.state_dict(),
         "optimizers": {k: s.optimizer.state_dict() for k, s in run.optimizers.items()},
         "schedulers": {k: s.scheduler.state_dict() for k, s in run.optimizers.items() if s.scheduler is not None},
@@ -255,6 +270,17 @@ def load_state(run: Setup, state: dict[str, Any]) -> dict[str, int]:
     run.ctx.generator.set_state(state["rng"]["objectives"])
     random.setstate(state["rng"]["python"])
     return dict(state["position"])
+
+
+def converged(seg: Segment, stopper: EarlyStopper, step: int, seed: int, log: Callable[[str], Any]) -> tuple[bool, bool]:
+    """Early stopping fired: end an ``until: converged`` phase (patience starts again), else
+    stop training.  Returns (end this segment, stop training)."""
+    if seg.until_converged:
+        log(f"seed {seed}: phase {seg.path!r} converged at step {step} ({stopper.summary()}); the next phase starts")
+        stopper.reset_patience()
+        return True, False
+    log(f"seed {seed}: early stopping at step {step} ({stopper.summary()})")
+    return False, True
 
 
 # ---------------------------------------------------------------- one step
@@ -287,17 +313,27 @@ def term_weight(weight: Any, step_in_phase: int) -> float:
 def term_losses(terms: list[tuple[Term, Objective]], model: nn.Module, batch: Batch | None,
                 own: dict[str, Batch], step_in_phase: int) -> dict[str, torch.Tensor]:
     """Each term's weighted loss: per-batch terms on the training batch, probe terms on their
-    own batch.  The step's loss is their sum (one backward, one optimizer step)."""
-    return {t.id: term_weight(t.weight, step_in_phase) * obj.loss(model, own.get(t.id, batch)) for t, obj in terms}
+    own batch.  The step's loss is their sum (one backward, one optimizer step).  A term at
+    weight 0 (the start of a ramp) is not computed: it costs nothing and logs 0."""
+    parts = {}
+    for t, obj in terms:
+        w = term_weight(t.weight, step_in_phase)
+        parts[t.id] = w * obj.loss(model, own.get(t.id, batch)) if w != 0 else torch.zeros((), device=_device(model))
+    return parts
+
+
+def _device(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
 
 
 def optimizer_step(slot: OptimizerSlot, loss: torch.Tensor) -> None:
     opt = slot.optimizer
     opt.zero_grad(set_to_none=True)
-    loss.backward()
-    if slot.clip is not None:
-        torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], slot.clip)
-    opt.step()
+    if loss.requires_grad:  # else every term was at weight 0: nothing to learn this step
+        loss.backward()
+        if slot.clip is not None:
+            torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], slot.clip)
+        opt.step()
     if slot.scheduler is not None:
         slot.scheduler.step()
 
@@ -341,7 +377,8 @@ def train_record(seg: Segment, step_in_phase: int, loss: torch.Tensor, slot: Opt
               "lr": slot.optimizer.param_groups[0]["lr"], **{f"loss/{k}": float(v.detach()) for k, v in parts.items()}}
     record.update({f"weight/{t.id}": term_weight(t.weight, step_in_phase) for t, _ in terms if t.weight != 1.0})
     for t, obj in terms:
-        record.update({f"{t.id}/{k}": v for k, v in obj.logs().items()})
+        if term_weight(t.weight, step_in_phase) != 0:  # a term at weight 0 was not computed this step
+            record.update({f"{t.id}/{k}": v for k, v in obj.logs().items()})
     return record
 
 

@@ -75,9 +75,11 @@ def test_warmup_then_joint_trains_every_declared_step(tmp_path, name, capsys):
     assert [round(r[f"weight/{name}"], 12) for r in joint] == [min(i / 10, 1.0) for i in range(20)]
     for r in joint:  # the step's loss is the weighted sum of the terms
         assert r["loss"] == pytest.approx(r["loss/cross_entropy"] + r[f"loss/{name}"], rel=1e-5, abs=1e-7)
-    if name != "adversarial":  # the probe term logged its own quantities at every joint step
-        assert all(f"{name}/J" in r for r in joint)
-        assert any(r[f"{name}/J"] > 0 for r in joint)
+    # at weight 0 (the ramp's first step) the term is not computed: its part is 0 and it logs nothing
+    assert joint[0][f"loss/{name}"] == 0.0 and not any(k.startswith(f"{name}/") for k in joint[0])
+    if name != "adversarial":  # the probe term logged its own quantities at every other joint step
+        assert all(f"{name}/J" in r for r in joint[1:])
+        assert any(r[f"{name}/J"] > 0 for r in joint[1:])
 
 
 def _flat(model, loss):
