@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from recipe_engine.outputs import append_jsonl
+from recipe_engine.outputs import append_jsonl, drop_torn_tail
 
 #: record fields that are positions or stamps, not scalars to plot
 _NOT_SCALARS = ("step", "segment", "time")
@@ -16,6 +16,7 @@ class RunLog:
     def __init__(self, seed_dir: Path, *, seed: int, total_steps: int, done_steps: int,
                  tensorboard: bool, progress: bool):
         self.path = seed_dir / "metrics.jsonl"
+        self.repaired = drop_torn_tail(self.path)  # a run killed mid-append: the torn line is dropped, not fatal
         self.writer = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter  # optional dependency, loaded only when used

@@ -31,6 +31,7 @@ from recipe_engine.outputs import atomic_write_json
 from recipe_engine.plan import PlanError, Segment, Term, Timeline, check_timeline, leaf_terms, timeline_for, totals_text
 from recipe_engine.run_log import RunLog
 from recipe_engine.schema import Recipe
+from recipe_engine.stop_signals import StopRequests
 from registry._lib.per_example import eval_mode
 from registry.base import Objective
 from registry.data import EncodedSplit, confound_visibility, encode_split
@@ -95,54 +96,48 @@ def train_seed(recipe: Recipe, bundle: DatasetBundle, seed: int, seed_dir: Path,
     guard = NonFinite(device)
     global_step, stop_all = pos["global_step"], False
 
-    for seg in run.timeline.segments[pos["segment"]:]:
-        start = pos["step"] if seg.index == pos["segment"] else 0
-        terms = [(t, run.objectives[(seg.phase_id, t.id)]) for t in seg.terms]
-        feeds = own_feeds(seg, terms, (saved or {}).get("streams") if start else None)
-        run.model.train(segment_train_mode(terms))
-        slot = run.optimizers[seg.optimizer]
-        for step in range(start, seg.steps):
-            batch = next(stream).to(device) if seg.draws_train else None
-            own = {tid: next(f).to(device) for tid, f in feeds.items()}
-            try:
-                with autocast():
-                    parts = term_losses(terms, run.model, batch, own, step)
-            except UserError as exc:  # e.g. a NaN influence loss: add where it happened
-                raise UserError(f"seed {seed}, step {global_step}, phase {seg.path!r}: {exc}; "
-                                f"the last good checkpoint is {ckpt}") from exc
-            loss = sum(parts.values())
-            guard.note(loss, global_step + 1)
-            optimizer_step(slot, loss)
-            global_step += 1
-            out.step_done()
+    with StopRequests() as stop:
+        for seg in run.timeline.segments[pos["segment"]:]:
+            start = pos["step"] if seg.index == pos["segment"] else 0
+            terms = [(t, run.objectives[(seg.phase_id, t.id)]) for t in seg.terms]
+            feeds = own_feeds(seg, terms, (saved or {}).get("streams") if start else None)
+            run.model.train(segment_train_mode(terms))
+            slot = run.optimizers[seg.optimizer]
+            for step in range(start, seg.steps):
+                batch = next(stream).to(device) if seg.draws_train else None
+                own = {tid: next(f).to(device) for tid, f in feeds.items()}
+                parts = step_losses(terms, run.model, batch, own, step, autocast, f"seed {seed}, step {global_step}, phase {seg.path!r}", ckpt)
+                loss = sum(parts.values())
+                guard.note(loss, global_step + 1)
+                optimizer_step(slot, loss)
+                global_step += 1
+                out.step_done()
 
-            ckpt_due = recipe.runtime.checkpoint_every and seg.draws_train and global_step % recipe.runtime.checkpoint_every == 0
-            eval_due = eval_every and seg.draws_train and global_step % eval_every == 0
-            log_due = global_step % recipe.runtime.log_every == 0 or step == seg.steps - 1
-            if log_due or ckpt_due or eval_due or global_step == max_steps:
-                guard.check(seed, seg, terms, ckpt)
-            if log_due:
-                out.train(global_step, train_record(seg, step, loss, slot, parts, terms), postfix(seg, parts))
-            end_seg = step + 1 == seg.steps
-            if eval_due:
-                values = evaluate_model(recipe, run.model, run.evals, bundle, run.ctx, device, autocast, splits=(stopper.split,))
-                out.eval(global_step, values)
-                if stopper.update(values, global_step, {"model": run.model, "extras": run.extras}):
-                    end_seg, stop_all = converged(seg, stopper, global_step, seed, log)
-            here = {"segment": seg.index, "step": step + 1, "global_step": global_step, "epoch": pos["epoch"], "batch": pos["batch"]}
-            if end_seg or stop_all:  # the segment ends: the reset belongs to the round
-                reset_moments(run.optimizers, seg)
-                nxt = len(run.timeline.segments) if stop_all else seg.index + 1
-                here = {**here, "segment": nxt, "step": 0}
-            if ckpt_due or end_seg or stop_all:
-                ckpt.save(state_dict(run, here, feeds if here["step"] else {}, stopper))
-            if max_steps is not None and global_step >= max_steps:
-                out.close_bar()
-                raise Interrupted(f"stopped after {global_step} steps (--max-steps)")
-            if end_seg or stop_all:
+                due = Due.after(recipe, seg, step, global_step, eval_every)
+                if due.log or due.checkpoint or due.eval or global_step == max_steps or stop.requested:
+                    guard.check(seed, seg, terms, ckpt)
+                if due.log:
+                    out.train(global_step, train_record(seg, step, loss, slot, parts, terms), postfix(seg, parts))
+                end_seg = step + 1 == seg.steps
+                if due.eval:
+                    values = evaluate_model(recipe, run.model, run.evals, bundle, run.ctx, device, autocast, splits=(stopper.split,))
+                    out.eval(global_step, values)
+                    if stopper.update(values, global_step, {"model": run.model, "extras": run.extras}):
+                        end_seg, stop_all = converged(seg, stopper, global_step, seed, log)
+                here = {"segment": seg.index, "step": step + 1, "global_step": global_step, "epoch": pos["epoch"], "batch": pos["batch"]}
+                if end_seg or stop_all:  # the segment ends: the reset belongs to the round
+                    reset_moments(run.optimizers, seg)
+                    here = {**here, "segment": len(run.timeline.segments) if stop_all else seg.index + 1, "step": 0}
+                if due.checkpoint or end_seg or stop_all or stop.requested:
+                    ckpt.save(state_dict(run, here, feeds if here["step"] else {}, stopper))
+                if stop.requested or (max_steps is not None and global_step >= max_steps):
+                    out.close_bar()
+                    raise Interrupted(f"stopped by {stop.requested} after step {global_step}, checkpoint saved"
+                                      if stop.requested else f"stopped after {global_step} steps (--max-steps)")
+                if end_seg or stop_all:
+                    break
+            if stop_all:
                 break
-        if stop_all:
-            break
     out.close_bar()
     if stopper.restore_best({"model": run.model, "extras": run.extras}, device):
         log(f"seed {seed}: final evaluation of the model at its best evaluation ({stopper.summary()})")
@@ -308,6 +303,32 @@ def segment_train_mode(terms: list[tuple[Term, Objective]]) -> bool:
 
 def term_weight(weight: Any, step_in_phase: int) -> float:
     return float(weight) if isinstance(weight, (int, float)) else weight.at(step_in_phase)
+
+
+@dataclass(frozen=True)
+class Due:
+    """What the step that just ended calls for: a log record, a checkpoint, an evaluation."""
+
+    log: bool
+    checkpoint: bool
+    eval: bool
+
+    @staticmethod
+    def after(recipe: Recipe, seg: Segment, step: int, global_step: int, eval_every: int | None) -> "Due":
+        every = recipe.runtime.checkpoint_every
+        return Due(log=global_step % recipe.runtime.log_every == 0 or step == seg.steps - 1,
+                   checkpoint=bool(every and seg.draws_train and global_step % every == 0),
+                   eval=bool(eval_every and seg.draws_train and global_step % eval_every == 0))
+
+
+def step_losses(terms: list[tuple[Term, Objective]], model: nn.Module, batch: Batch | None, own: dict[str, Batch],
+                step_in_phase: int, autocast: Callable[[], Any], where: str, ckpt: Checkpoint) -> dict[str, torch.Tensor]:
+    """``term_losses`` under autocast; a user error (e.g. a NaN influence loss) says where it happened."""
+    try:
+        with autocast():
+            return term_losses(terms, model, batch, own, step_in_phase)
+    except UserError as exc:
+        raise UserError(f"{where}: {exc}; the last good checkpoint is {ckpt}") from exc
 
 
 def term_losses(terms: list[tuple[Term, Objective]], model: nn.Module, batch: Batch | None,
