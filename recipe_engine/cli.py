@@ -21,7 +21,7 @@ from recipe_engine import runner
 from recipe_engine.bundles import load_bundle, recipe_timeline
 from recipe_engine.compare import FORMATS as COMPARE_FORMATS
 from recipe_engine.compare import compare_paths
-from recipe_engine.diff import diff_paths
+from recipe_engine.diff import diff_paths, method_changes
 from recipe_engine.diff.render import FORMATS as DIFF_FORMATS
 from recipe_engine.diff.result import EXIT_ERROR
 from recipe_engine.errors import RecipeError, RecipeErrors, UserError
@@ -304,10 +304,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         overrides = previous.get("overrides", []) if not args.overrides and not args.seeds else overrides
         resolved = resolve(args.recipe, overrides)
         if not runner.same_method(run_dir, resolved):
+            changes = "\n".join(method_changes(run_dir, resolved, args.recipe))
             raise UserError(
                 f"--resume {run_dir}: the recipe's method changed since the run started (fingerprint "
-                f"{previous['fingerprint'][:8]} -> {resolved.fingerprint[:8]}); run `recipe-engine diff {run_dir} {args.recipe}` "
-                "to see what, or start a new run")
+                f"{previous['fingerprint'][:8]} -> {resolved.fingerprint[:8]}); resume with the run's method, or "
+                f"start a new run. What changed:\n{changes}")
         if is_complete(run_dir):
             print(f"{run_dir} is already complete")
             return EXIT_OK

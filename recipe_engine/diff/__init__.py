@@ -15,8 +15,13 @@ schedules) and ``run_results`` (environment, data, metrics), put together by ``r
 """
 from __future__ import annotations
 
+from pathlib import Path
+
+from recipe_engine.diff.recipes import recipe_changes
 from recipe_engine.diff.render import render
 from recipe_engine.diff.result import diff
+from recipe_engine.diff.sides import Side, load_side
+from recipe_engine.resolve import Resolved
 
 
 def diff_paths(a: str, b: str, fmt_name: str = "text") -> tuple[str, int]:
@@ -25,4 +30,12 @@ def diff_paths(a: str, b: str, fmt_name: str = "text") -> tuple[str, int]:
     return render(res, fmt_name), res.exit_code
 
 
-__all__ = ["diff", "diff_paths"]
+def method_changes(run_dir: Path, resolved: Resolved, source: str) -> list[str]:
+    """What a resume with ``resolved`` would change in the method of the run in ``run_dir``:
+    one line per change, with where it was set (``--resume`` prints them when it refuses)."""
+    now = Side("the recipe given now", resolved, None, source)
+    return [f"  {c.text}    [run: {c.from_a} | now: {c.from_b}]"
+            for c in recipe_changes(load_side(run_dir), now) if c.group == "method"]
+
+
+__all__ = ["diff", "diff_paths", "method_changes"]

@@ -68,3 +68,17 @@ def test_resume_refuses_changed_method(tmp_path, capsys):
     run = _only_run(tmp_path / "o")
     assert main(["run", str(recipe), "--resume", str(run), "optimizer.params.lr=0.5"]) == 2
     assert "method changed" in capsys.readouterr().err
+
+
+def test_resume_prints_what_changed_and_allows_runtime_changes(tmp_path, capsys):
+    recipe = write_recipe(tmp_path / "r.yaml", write_data(tmp_path), seeds=(3,), epochs=1)
+    assert main(["run", str(recipe), "--out", str(tmp_path / "o"), "--max-steps", "2"]) == 3
+    run = _only_run(tmp_path / "o")
+    capsys.readouterr()
+    assert main(["run", str(recipe), "--resume", str(run), "optimizer.params.lr=0.5"]) == 2
+    err = capsys.readouterr().err
+    assert "What changed:\n  optimizer.params.lr: 0.001 -> 0.5 (x500)    [run: " in err
+    assert "| now: command line]" in err
+    # a runtime-only change (threads, the progress bar) is no change of method
+    assert main(["run", str(recipe), "--resume", str(run), "runtime.threads=1", "runtime.log_every=1"]) == 0
+    assert (run / ".complete").exists()
