@@ -47,11 +47,22 @@ def _command_line() -> str:
 
 def execute(resolved: Resolved, recipe_path: str, overrides: list[str], *, run_dir: Path | None = None,
             out_root: Path | None = None, max_steps: int | None = None, quiet: bool = False) -> int:
-    """Run every seed of a resolved recipe into a (new or resumed) run folder."""
+    """Run every seed of a resolved recipe into a (new or resumed) run folder; ``runtime.threads``
+    holds for the run only (a caller in the same process gets its thread count back)."""
+    threads = torch.get_num_threads()
+    try:
+        if resolved.recipe.runtime.threads:
+            torch.set_num_threads(resolved.recipe.runtime.threads)
+        return _execute(resolved, recipe_path, overrides, run_dir=run_dir, out_root=out_root, max_steps=max_steps,
+                        quiet=quiet)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _execute(resolved: Resolved, recipe_path: str, overrides: list[str], *, run_dir: Path | None,
+             out_root: Path | None, max_steps: int | None, quiet: bool) -> int:
     recipe = resolved.recipe
     say = (lambda *a, **k: None) if quiet else (lambda *a, **k: print(*a, **k, file=sys.stderr))
-    if recipe.runtime.threads:
-        torch.set_num_threads(recipe.runtime.threads)
     device = pick_device(recipe.runtime.device)
     data_root = resolve_data_root(recipe.runtime.data_root)
     bundle = load_bundle(recipe, fresh=True)

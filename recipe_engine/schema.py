@@ -181,6 +181,9 @@ class Evaluation(Strict):
 class Runtime(Strict):
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when present, else CPU")
     precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="auto: bf16 autocast on GPU, fp32 on CPU")
+    nonfinite: Literal["stop", "skip"] = Field(
+        "stop", description="a step whose loss is NaN or inf: stop (a report naming step, phase and term; the last good "
+                            "checkpoint kept) or skip it (no update, counted as skipped_steps; checked every step)")
     data_root: Optional[str] = Field(None, description="where datasets live; else $RECIPE_ENGINE_DATA_ROOT, else ../shared/data")
     output_dir: str = Field("outputs", description="run folders go under this directory")
     tensorboard: bool = Field(True, description="write TensorBoard scalars")

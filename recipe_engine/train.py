@@ -9,6 +9,7 @@ of (seed, e), so a resumed run sees the same batches.
 """
 from __future__ import annotations
 
+import math
 import os
 import random
 import time
@@ -93,7 +94,7 @@ def train_seed(recipe: Recipe, bundle: DatasetBundle, seed: int, seed_dir: Path,
     eval_every = None if every is None else (every.steps or every.epochs * run.timeline.steps_per_epoch)
     stopper = EarlyStopper(recipe.evaluation.early_stopping, seed_dir / "checkpoints" / "best.pt")
     stopper.load_state_dict((saved or {}).get("early_stopping", {}))
-    guard = NonFinite(device)
+    guard = NonFinite(device, recipe.runtime.nonfinite, (saved or {}).get("nonfinite", {}))
     global_step, stop_all = pos["global_step"], False
 
     with StopRequests() as stop:
@@ -108,8 +109,7 @@ def train_seed(recipe: Recipe, bundle: DatasetBundle, seed: int, seed_dir: Path,
                 own = {tid: next(f).to(device) for tid, f in feeds.items()}
                 parts = step_losses(terms, run.model, batch, own, step, autocast, f"seed {seed}, step {global_step}, phase {seg.path!r}", ckpt)
                 loss = sum(parts.values())
-                guard.note(loss, global_step + 1)
-                optimizer_step(slot, loss)
+                optimizer_step(slot, loss, update=guard.note(loss, parts, global_step + 1))
                 global_step += 1
                 out.step_done()
 
@@ -117,7 +117,7 @@ def train_seed(recipe: Recipe, bundle: DatasetBundle, seed: int, seed_dir: Path,
                 if due.log or due.checkpoint or due.eval or global_step == max_steps or stop.requested:
                     guard.check(seed, seg, terms, ckpt)
                 if due.log:
-                    out.train(global_step, train_record(seg, step, loss, slot, parts, terms), postfix(seg, parts))
+                    out.train(global_step, guard.seen(global_step, train_record(seg, step, loss, slot, parts, terms)), postfix(seg, parts))
                 end_seg = step + 1 == seg.steps
                 if due.eval:
                     values = evaluate_model(recipe, run.model, run.evals, bundle, run.ctx, device, autocast, splits=(stopper.split,))
@@ -129,7 +129,7 @@ def train_seed(recipe: Recipe, bundle: DatasetBundle, seed: int, seed_dir: Path,
                     reset_moments(run.optimizers, seg)
                     here = {**here, "segment": len(run.timeline.segments) if stop_all else seg.index + 1, "step": 0}
                 if due.checkpoint or end_seg or stop_all or stop.requested:
-                    ckpt.save(state_dict(run, here, feeds if here["step"] else {}, stopper))
+                    ckpt.save(state_dict(run, here, feeds if here["step"] else {}, stopper, guard))
                 if stop.requested or (max_steps is not None and global_step >= max_steps):
                     out.close_bar()
                     raise Interrupted(f"stopped by {stop.requested} after step {global_step}, checkpoint saved"
@@ -240,10 +240,12 @@ def phase_parameters(model: nn.Module, objectives: list[Objective]) -> list[tupl
     return [(n, p) for n, p in model.named_parameters() if id(p) in chosen]
 
 
-def state_dict(run: Setup, position: dict[str, int], feeds: dict[str, OwnBatches], stopper: EarlyStopper) -> dict[str, Any]:
+def state_dict(run: Setup, position: dict[str, int], feeds: dict[str, OwnBatches], stopper: EarlyStopper,
+               guard: NonFinite) -> dict[str, Any]:
     """The checkpoint: one state dict of tensors, numbers and strings."""
     return {
         "early_stopping": stopper.state_dict(),
+        "nonfinite": guard.state_dict(),
         "model": run.model.state_dict(), "extras": run.extras.state_dict(),
         "optimizers": {k: s.optimizer.state_dict() for k, s in run.optimizers.items()},
         "schedulers": {k: s.scheduler.state_dict() for k, s in run.optimizers.items() if s.scheduler is not None},
@@ -347,10 +349,12 @@ def _device(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
-def optimizer_step(slot: OptimizerSlot, loss: torch.Tensor) -> None:
+def optimizer_step(slot: OptimizerSlot, loss: torch.Tensor, update: bool = True) -> None:
+    """One backward and one update (``update`` False: a skipped non-finite step; the learning
+    rate schedule still advances)."""
     opt = slot.optimizer
     opt.zero_grad(set_to_none=True)
-    if loss.requires_grad:  # else every term was at weight 0: nothing to learn this step
+    if update and loss.requires_grad:  # else every term was at weight 0: nothing to learn this step
         loss.backward()
         if slot.clip is not None:
             torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], slot.clip)
@@ -372,22 +376,56 @@ def reset_moments(optimizers: dict[str, OptimizerSlot], seg: Segment) -> None:
 
 
 class NonFinite:
-    """The first step with a non-finite loss, kept on the device (no host sync per step) and
-    read only when the loop logs, checkpoints or evaluates."""
+    """Non-finite losses.  ``stop``: the first bad step and term are kept on the device (no host
+    sync per step) and read when the loop logs, checkpoints or evaluates; ``skip``: every step
+    is checked (a host sync) and a bad one makes no update and is counted."""
 
-    def __init__(self, device: torch.device):
+    def __init__(self, device: torch.device, policy: str = "stop", state: dict[str, Any] | None = None):
+        self.policy = policy
         self.first = torch.tensor(-1, device=device)
+        self.first_term = torch.tensor(-1, device=device)
+        self.term_ids: list[str] = []
+        self.skipped = int((state or {}).get("skipped", 0))
+        self.last_good: dict[str, Any] = {}
 
-    def note(self, loss: torch.Tensor, step: int) -> None:
-        bad = ~torch.isfinite(loss.detach())
-        self.first = torch.where(bad & (self.first < 0), step, self.first)
+    def note(self, loss: torch.Tensor, parts: dict[str, torch.Tensor], step: int) -> bool:
+        """Record this step's loss; False when the step must not update the model (skip policy)."""
+        if self.policy == "skip":
+            if bool(torch.isfinite(loss.detach())):
+                return True
+            self.skipped += 1
+            return False
+        self.term_ids = list(parts)
+        bad_terms = torch.stack([~torch.isfinite(p.detach()) for p in parts.values()]) if parts else None
+        new = ~torch.isfinite(loss.detach()) & (self.first < 0)
+        self.first = torch.where(new, step, self.first)
+        if bad_terms is not None:
+            self.first_term = torch.where(new, bad_terms.to(torch.long).argmax(), self.first_term)
+        return True
+
+    def seen(self, step: int, record: dict[str, Any]) -> dict[str, Any]:
+        """A training record about to be logged: remember it when finite, add the skip count."""
+        if self.skipped:
+            record["skipped_steps"] = self.skipped
+        if all(math.isfinite(v) for v in record.values() if isinstance(v, float)):
+            self.last_good = {"step": step, **record}
+        return record
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"skipped": self.skipped}
 
     def check(self, seed: int, seg: Segment, terms: list[tuple[Term, Objective]], ckpt: Checkpoint) -> None:
-        if int(self.first) >= 0:
-            raise UserError(
-                f"seed {seed}: non-finite loss at step {int(self.first)} (phase {seg.path!r}, terms "
-                + ", ".join(t.id for t, _ in terms)
-                + f"); nothing after the last good checkpoint {ckpt} was saved; lower the learning rate or the term weights")
+        if int(self.first) < 0:
+            return
+        term = self.term_ids[int(self.first_term)] if 0 <= int(self.first_term) < len(self.term_ids) else "?"
+        last = self.last_good
+        finite = (f"; the last finite values (step {last['step']}): " + ", ".join(
+            f"{k}={v:.4g}" for k, v in last.items() if k == "loss" or k.startswith("loss/"))) if last else ""
+        raise UserError(
+            f"seed {seed}: non-finite loss at step {int(self.first)} (phase {seg.path!r}, terms "
+            f"{', '.join(t.id for t, _ in terms)}: {term} was non-finite){finite}; "
+            f"nothing after the last good checkpoint {ckpt} was saved; lower the learning rate or the term "
+            "weights, or set runtime.nonfinite: skip to skip such steps")
 
 
 def train_record(seg: Segment, step_in_phase: int, loss: torch.Tensor, slot: OptimizerSlot,

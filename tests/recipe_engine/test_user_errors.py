@@ -1,4 +1,5 @@
 """Run-time mistakes a user can make: one clear message (file, setting, fix), no traceback."""
+import json
 import textwrap
 
 from recipe_engine.cli import main
@@ -68,3 +69,25 @@ def test_non_finite_loss_names_step_and_phase_and_saves_nothing_after(tmp_path, 
     assert "lower the learning rate" in err
     run = next((tmp_path / "o" / "tiny-e2e").iterdir())
     assert not (run / "seed-1" / "checkpoints" / "last.pt").exists()  # no NaN weights were saved
+
+
+def test_non_finite_policy_stop_names_the_term_and_the_last_finite_values(tmp_path, capsys):
+    recipe = write_recipe(tmp_path / "r.yaml", write_data(tmp_path), seeds=(1,), epochs=4)
+    text = recipe.read_text().replace("params: {lr: 1.0e-3}", "params: {lr: 1.0e+30}\n  clip_grad_norm: null")
+    recipe.write_text(text.replace("log_every: 2", "log_every: 1"))
+    assert main(["run", str(recipe), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "terms cross_entropy: cross_entropy was non-finite); the last finite values (step 2): loss=0.69" in err
+    assert "loss/cross_entropy=" in err and "or set runtime.nonfinite: skip" in err
+
+
+def test_non_finite_policy_skip_counts_the_skipped_steps_and_finishes(tmp_path, capsys):
+    recipe = write_recipe(tmp_path / "r.yaml", write_data(tmp_path), seeds=(1,), epochs=1)
+    text = recipe.read_text().replace("params: {lr: 1.0e-3}", "params: {lr: 1.0e+30}\n  clip_grad_norm: null")
+    recipe.write_text(text.replace("log_every: 2", "log_every: 1, nonfinite: skip"))
+    assert main(["run", str(recipe), "--out", str(tmp_path / "o")]) == 0
+    run = next((tmp_path / "o" / "tiny-e2e").iterdir())
+    records = [json.loads(x) for x in (run / "seed-1" / "metrics.jsonl").read_text().splitlines()]
+    train = [r for r in records if r["event"] == "train"]
+    assert len(train) == 6 and train[-1]["skipped_steps"] >= 1
+    assert all("skipped_steps" not in r or r["skipped_steps"] <= i for i, r in enumerate(train, 1))
