@@ -41,6 +41,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "registry.datasets.textlen",
     "registry.datasets.msgs",
     "registry.datasets.files",
+    "registry.datasets.snips",
     "registry.objectives.cross_entropy",
     "registry.objectives.influence_tuning",
     "registry.objectives.embedding_tuning",
