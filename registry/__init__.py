@@ -46,6 +46,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "registry.objectives.influence_tuning",
     "registry.objectives.embedding_tuning",
     "registry.objectives.adversarial",
+    "registry.objectives.rationale_erasure",
     "registry.metrics.accuracy",
     "registry.metrics.group_accuracy",
     "registry.metrics.roc_auc",
