@@ -48,6 +48,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "registry.objectives.adversarial",
     "registry.objectives.rationale_erasure",
     "registry.metrics.accuracy",
+    "registry.metrics.class_accuracy",
     "registry.metrics.group_accuracy",
     "registry.metrics.roc_auc",
     "registry.metrics.calibration",
