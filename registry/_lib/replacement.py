@@ -62,7 +62,7 @@ def replacement_positions(
         k = torch.minimum(n_rat, cap)
     rat_c = rat.unsqueeze(1).expand(B, copies, T)
     non_c = (real & ~rat).unsqueeze(1).expand(B, copies, T)
-    on_r = rat_c.clone() if max_fraction is None or bool((k == n_rat).all()) else _pick(rat_c, k, generator)
+    on_r = rat_c.clone() if max_fraction is None else _pick(rat_c, k, generator)
     on_n = _pick(non_c, k, generator)
     return on_r, on_n, k
 
@@ -71,16 +71,14 @@ def replace_tokens(input_ids: torch.Tensor, where: torch.Tensor, generator: torc
                    prior: torch.Tensor | None = None, mask_id: int | None = None) -> torch.Tensor:
     """``input_ids`` (B, T) repeated per copy (B, R, T) with the ``where`` positions replaced by
     draws from ``prior`` (V,) (``torch.multinomial``, with replacement) or by ``mask_id``."""
-    out = input_ids.unsqueeze(1).expand(where.shape).clone()
-    n = int(where.sum())
-    if n == 0:
-        return out
+    out = input_ids.unsqueeze(1).expand(where.shape)
     if mask_id is not None:
-        out[where] = mask_id
-    else:
-        draws = torch.multinomial(prior.to(out.device, torch.float), n, replacement=True, generator=generator)
-        out[where] = draws.to(out.dtype)
-    return out
+        return out.masked_fill(where, mask_id)
+    if where.numel() == 0:
+        return out.clone()
+    # one draw per position, kept where replaced: no host sync on how many positions that is
+    draws = torch.multinomial(prior.to(out.device, torch.float), where.numel(), replacement=True, generator=generator)
+    return torch.where(where, draws.view(where.shape).to(out.dtype), out)
 
 
 def log2_odds_of_mean(log_p: torch.Tensor, log_not_p: torch.Tensor, lower_bound: float) -> torch.Tensor:

@@ -1,5 +1,24 @@
 """``rationale_erasure``: UIMER-IM, the input-marginalisation margin between erasing the
-rationale and erasing as many other tokens (Chen, Jiang & Tu 2024)."""
+rationale and erasing as many other tokens (Chen, Jiang & Tu 2024, §3.3).
+
+For each example i of the training batch with at least one rationale token:
+S^R = R copies with every rationale token replaced (a random k-subset under
+``max_rationale_fraction``), S^N = R copies with k random real, non-special, non-rationale
+tokens replaced (all of them where fewer exist: ``min(k, available)``, counted in the logs as
+``short_non_rationale``; with none at all S^N is the unchanged input). Then
+
+    L = mean_i max(0, m_R,i - m_N,i + eps),  m = log2(pbar / (1 - pbar)),
+    pbar_R,i = 1/R sum_{r in S^R} p(y_i | x_r)   (likewise pbar_N,i),
+
+with ``m = log2(lower_bound)`` where ``pbar <= lower_bound``, and the authors' mask: examples
+where either m is exactly 0 are left out of the mean. Copies are weighted 1/R for every
+strategy: the copies are already drawn from the replacement distribution, so their plain mean
+is the Monte Carlo estimate of the marginal; the authors' per-copy weights (renormalised
+sampled frequencies for ``frequency``) weight by the prior a second time. The copies run in
+train mode (dropout on), as the authors' ``forward_aug``. The term returns only this margin
+loss: a recipe adds ``cross_entropy`` as another term of the same phase (UIMER: L_task +
+alpha L_IM with alpha the term's weight).
+"""
 from __future__ import annotations
 
 from typing import Any, Literal
@@ -30,11 +49,10 @@ def gold_log_probs(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Te
 
 def margin_loss(m_r: torch.Tensor, m_n: torch.Tensor, margin: float) -> tuple[torch.Tensor, torch.Tensor]:
     """``mean_i max(0, m_R,i - m_N,i + margin)`` over the examples where neither m is exactly 0
-    (UIMER ``margin_loss``'s mask), and that keep mask; 0 (no graph) when none is kept."""
+    (UIMER ``margin_loss``'s mask), and that keep mask; 0 when none is kept."""
     keep = (m_r != 0) & (m_n != 0)
-    if not bool(keep.any()):
-        return m_r.new_zeros(()), keep
-    return torch.relu(m_r - m_n + margin)[keep].mean(), keep
+    hinge = torch.relu(m_r - m_n + margin) * keep
+    return hinge.sum() / keep.sum().clamp_min(1), keep
 
 
 @register("objective", "rationale_erasure")

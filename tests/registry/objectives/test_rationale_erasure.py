@@ -235,3 +235,14 @@ def test_validate_refuses_it_on_a_dataset_without_rationales(tmp_path, capsys):
     assert "Traceback" not in err and err.startswith(f"{path}:")
     assert ("objective 'rationale_erasure' requires a 'rationale' column, which dataset 'files' does not provide "
             "(it has: confound, label, text); use a dataset with one, or map one in data.params.columns.rationale") in err
+
+
+def test_mask_and_uniform_replacements():
+    data = _split(ROWS, RATS, LABELS)
+    batch = data.batch(range(4))
+    _, s_r, s_n, on_r, on_n, _ = _bound(BitsModel({}), data, replace="mask", copies=2).copies_of(batch)
+    assert (s_r[on_r] == MASK).all() and (s_n[on_n] == MASK).all() and on_r.sum() == on_n.sum() == 6
+    obj = _bound(BitsModel({}, vocab=32), data, replace="uniform", copies=200)
+    _, s_r, _, on_r, _, _ = obj.copies_of(batch)
+    drawn = s_r[on_r]
+    assert set(drawn.tolist()) == set(range(4, 32))  # every non-special id of the vocabulary, no special one
