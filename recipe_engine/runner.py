@@ -81,6 +81,8 @@ def _execute(resolved: Resolved, recipe_path: str, overrides: list[str], *, run_
             "extends": resolved.loaded.files,
         })
     say(f"run folder: {run_dir}")
+    for note in bundle.notes:
+        say(f"data: {note}")
 
     per_seed: dict[int, dict[str, float]] = {}
     for seed in recipe.seeds:

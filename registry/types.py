@@ -49,6 +49,9 @@ class DatasetBundle:
     files: list[Path] = field(default_factory=list)
     #: what the confound is, e.g. ``prefix`` (TextLen) or the source column a ``files`` dataset maps
     confound_column: str | None = None
+    #: facts about the data a user should see before training (e.g. how many examples have no
+    #: rationale); ``run`` prints them
+    notes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         """Every split knows the bundle's confound names and column (evaluation sees splits only)."""

@@ -1,0 +1,31 @@
+"""The SNIPS rationale recipes run end to end (tiny random BERT, 4 epochs of 5-shot, one seed)."""
+import json
+from pathlib import Path
+
+import pytest
+
+from recipe_engine.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = ["model.name=tiny_bert", "schedule.length.epochs=4", "runtime.progress=false", "--seeds", "55"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("recipe,extra", [("snips_finetune", []), ("snips_margin_erasure", ["schedule.phases.warmup.for.epochs=2"])])
+def test_recipe_smoke_run(recipe, extra, tmp_path, capsys, shared_root):
+    path = ROOT / "recipes" / "rationale" / f"{recipe}.yaml"
+    assert main(["run", str(path), *TINY, *extra, "--out", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert "data: snips train: 5 of 35 examples have no rationale word" in err
+    run = next(next(tmp_path.iterdir()).iterdir())
+    metrics = json.loads((run / "seed-55" / "eval" / "metrics.json").read_text())["metrics"]
+    assert {"dev/accuracy", "test/accuracy", "test/accuracy/GetWeather", "dev/accuracy/SearchScreeningEvent"} <= set(metrics)
+    train = [json.loads(x) for x in (run / "seed-55" / "metrics.jsonl").read_text().splitlines()]
+    train = [r for r in train if r["event"] == "train"]
+    margin = [r for r in train if r.get("phase") == "margin"]
+    if recipe == "snips_margin_erasure":
+        assert margin and all("loss/rationale_erasure" in r and r["weight/rationale_erasure"] == 0.5 for r in margin)
+        assert all(r["rationale_erasure/used"] + r["rationale_erasure/dropped_zero"] + r["rationale_erasure/skipped"] > 0
+                   for r in margin)
+    else:
+        assert not margin and all("loss/rationale_erasure" not in r for r in train)
