@@ -24,11 +24,11 @@ from recipe_engine.compare import compare_paths
 from recipe_engine.diff import diff_paths, method_changes
 from recipe_engine.diff.render import FORMATS as DIFF_FORMATS
 from recipe_engine.diff.result import EXIT_ERROR
-from recipe_engine.errors import RecipeError, RecipeErrors, UserError
+from recipe_engine.errors import DataUnavailable, RecipeError, RecipeErrors, UserError
 from recipe_engine.merge import dotted, is_present
 from recipe_engine.outputs import atomic_write_text
 from recipe_engine.plan import DESCRIBE_HEADER, PlanError, describe
-from recipe_engine.resolve import Resolved, plan_error, resolve, schedule_errors
+from recipe_engine.resolve import Resolved, data_error, plan_error, resolve, schedule_errors
 from recipe_engine.runs import has_run_json, is_complete, read_run_json
 from recipe_engine.schema import json_schema
 from recipe_engine.sweep import run_grid
@@ -232,8 +232,10 @@ def _schedule_problems(resolved: Resolved) -> tuple[list[RecipeError], str]:
         return schedule_errors(resolved, recipe_timeline(resolved.recipe)), ""
     except PlanError as exc:
         return [plan_error(resolved, exc)], ""
-    except UserError as exc:
+    except DataUnavailable as exc:
         return [], f"; schedule not compiled here (its steps per epoch need the dataset): {exc}"
+    except UserError as exc:  # the data is here, but not usable as the recipe says (e.g. shots > a class)
+        return [data_error(resolved, exc)], ""
 
 
 def cmd_show(args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ import difflib
 import hashlib
 import json
 import math
+import re
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -405,3 +406,12 @@ def plan_error(resolved: Resolved, exc: PlanError) -> RecipeError:
     where = {n.phase.id: n.raw_path for n in walk_phases(resolved.recipe.schedule.phases)}
     path = where.get(exc.phase, ("schedule",))
     return RecipeError(str(exc), dotted_path(path, resolved.loaded.data), origin_of(resolved.loaded, path))
+
+
+def data_error(resolved: Resolved, exc: Exception) -> RecipeError:
+    """A dataset that is here but cannot be used as the recipe says, at the recipe's data section."""
+    named = re.search(r"data\.params\.(\w+)", str(exc))  # the setting the message names, where it was set
+    params = (resolved.loaded.data.get("data") or {}).get("params") or {}
+    path = (("data", "params", named.group(1)) if named and named.group(1) in params
+            else ("data", "params") if params else ("data",))
+    return RecipeError(str(exc), "", origin_of(resolved.loaded, path))

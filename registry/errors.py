@@ -62,3 +62,11 @@ class UserError(Exception):
     The message names the file, the setting and the fix; the CLI prints it without a
     traceback.
     """
+
+
+class DataUnavailable(UserError):
+    """The data is not here: a missing file or data root, or a hub that cannot be reached.
+
+    ``validate`` reports a recipe whose data is unavailable as valid (its schedule just cannot
+    be compiled here); every other data error is an error of the recipe.
+    """

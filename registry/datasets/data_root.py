@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from registry.errors import UserError
+from registry.errors import DataUnavailable
 
 ENV_VAR = "RECIPE_ENGINE_DATA_ROOT"
 SETTING = "runtime.data_root"
@@ -37,7 +37,7 @@ def require_file(root: Path, rel: str | os.PathLike, dataset: str) -> Path:
     if path.is_file():
         return path
     where = "the data root does not exist" if not Path(root).is_dir() else "the file is missing"
-    raise UserError(
+    raise DataUnavailable(
         f"{path}: data file of dataset {dataset!r} not found ({where}; data root {root}); "
         f"the data root comes from {SETTING} in the recipe, else the environment variable {ENV_VAR}, "
         f"else ../shared/data next to the checkout; fix: set {SETTING} (or {ENV_VAR}) to the folder "

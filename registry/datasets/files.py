@@ -10,7 +10,7 @@ from registry import StrictParams, register
 from registry.base import DatasetComponent
 from registry.datasets._common import did_you_mean, infer_names, to_ids
 from registry.datasets.data_root import ENV_VAR, SETTING
-from registry.errors import UserError
+from registry.errors import DataUnavailable, UserError
 from registry.types import COLUMNS, DatasetBundle, Split
 
 FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".tsv": "csv", ".parquet": "parquet"}
@@ -103,7 +103,7 @@ class Files(DatasetComponent):
         if file.is_file():
             return file
         via_root = f" (data.params.path is relative to the data root {root}, set by {SETTING} or {ENV_VAR})" if relative else ""
-        raise UserError(
+        raise DataUnavailable(
             f"{file}: data file of split {split!r} not found{via_root}; fix: correct data.params.splits.{split} "
             f"or data.params.path{' or the data root' if relative else ''}"
         )
@@ -140,7 +140,7 @@ class Files(DatasetComponent):
         try:
             return datasets.load_dataset(p.hub, p.config, revision=p.revision, split=split)
         except Exception as exc:
-            raise UserError(
+            raise DataUnavailable(
                 f"data.params.hub: could not load split {split!r} of hub dataset {p.hub!r}"
                 + (f" config {p.config!r}" if p.config else "")
                 + f" ({type(exc).__name__}: {_first_line(exc)}); fix: check data.params.hub/config/splits and your "

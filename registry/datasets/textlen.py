@@ -11,7 +11,7 @@ from registry.base import DatasetComponent
 from registry.datasets._common import read_jsonl
 from registry.datasets.data_root import require_file
 from registry.datasets.textlen_builder import build_textlen
-from registry.errors import UserError
+from registry.errors import DataUnavailable, UserError
 from registry.types import DatasetBundle, Split
 
 LABEL_NAMES = ["short", "long"]
@@ -118,7 +118,7 @@ def load_conll_from_hub(hub_id: str, revision: str | None) -> tuple[list[list[st
         ds = datasets.load_dataset(hub_id, revision=revision)
         return [list(t) for t in ds["train"]["tokens"]], [list(t) for t in ds["validation"]["tokens"]]
     except Exception as exc:  # network, missing repo, missing split or column: all fixed the same way
-        raise UserError(
+        raise DataUnavailable(
             f"data.params.conll_hub: could not load CoNLL-2003 from the hub dataset {hub_id!r} "
             f"(revision {revision!r}; {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}); "
             "fix: put conll2003/train.jsonl and conll2003/valid.jsonl (fields: tokens) under the data root "

@@ -98,3 +98,13 @@ def test_a_valid_recipe_whose_data_is_missing_is_ok_with_a_note(tmp_path, capsys
     assert err == ""
     assert ": ok (tiny-e2e, fingerprint " in out
     assert "; schedule not compiled here (its steps per epoch need the dataset): " in out
+
+
+def test_data_that_is_here_but_unusable_is_an_error_at_validate(tmp_path, capsys):
+    """Only missing data makes `validate` skip the schedule; a dataset the recipe cannot use as
+    written (here a split file that is not JSON lines) is an error of the recipe."""
+    recipe = _recipe(tmp_path, WARMUP_20)
+    (tmp_path / "tiny" / "train.jsonl").write_text("{not json\n")
+    assert main(["validate", str(recipe)]) == 1
+    out, err = capsys.readouterr()
+    assert "ok" not in out and "train.jsonl" in err
