@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from recipe_engine import faults
 from recipe_engine.errors import UserError
 
 #: what ``torch.load`` may reconstruct: tensors and plain containers only, never arbitrary objects
@@ -30,6 +31,7 @@ class Checkpoint:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
         torch.save(state, tmp)
+        faults.point("checkpoint")
         os.replace(tmp, self.path)
 
     def load(self, device: torch.device) -> dict[str, Any] | None:

@@ -12,6 +12,8 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from recipe_engine import faults
+
 
 def _fsync_dir(directory: Path) -> None:
     """Persist a rename on POSIX; a no-op where directories cannot be opened (Windows)."""
@@ -39,6 +41,7 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        faults.point("write")
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -112,6 +115,9 @@ def append_jsonl(path: str | os.PathLike, record: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)  # the umask applies
     try:
+        if faults.due("append"):  # a torn line, as a kill in the middle of a write leaves it
+            os.write(fd, line[: len(line) // 2])
+            faults.die()
         view = memoryview(line)
         while view:
             view = view[os.write(fd, view):]

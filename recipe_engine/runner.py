@@ -12,13 +12,14 @@ from pathlib import Path
 
 import torch
 
+from recipe_engine import faults
 from recipe_engine.bundles import load_bundle
 from recipe_engine.environment import data_hashes, environment_info
 from recipe_engine.evaluate import aggregate_seeds
 from recipe_engine.report import write_run_report
 from recipe_engine.resolve import Resolved, resolve
-from recipe_engine.runs import (RESOLVED_FILE, finished_seed_metrics, mark_complete, new_run_dir, read_run_json, seed_dir,
-                                write_run_start, write_summary)
+from recipe_engine.runs import (RESOLVED_FILE, finished_seed_metrics, mark_complete, new_run_dir, read_run_json,
+                                remove_temp_files, seed_dir, write_run_start, write_summary)
 from recipe_engine.table import results_table
 from recipe_engine.train import Interrupted, pick_device, train_seed
 from registry.datasets.data_root import resolve_data_root
@@ -80,6 +81,8 @@ def _execute(resolved: Resolved, recipe_path: str, overrides: list[str], *, run_
             "data_hashes": data_hashes(bundle.files),
             "extends": resolved.loaded.files,
         })
+    else:
+        remove_temp_files(run_dir)
     say(f"run folder: {run_dir}")
     for note in bundle.notes:
         say(f"data: {note}")
@@ -97,6 +100,7 @@ def _execute(resolved: Resolved, recipe_path: str, overrides: list[str], *, run_
             say(f"seed {seed}: {exc}; continue with: recipe-engine run {recipe_path} --resume {run_dir}")
             return EXIT_INTERRUPTED
         per_seed[seed] = result.metrics
+        faults.point("seed")
         say(f"seed {seed}: " + ", ".join(f"{k}={v:.2f}" for k, v in result.metrics.items() if k.endswith("accuracy")))
 
     aggregate = aggregate_seeds(per_seed)

@@ -116,6 +116,15 @@ def write_summary(
     atomic_write_text(run_dir / SUMMARY_MD, summary_markdown(aggregate, meta))
 
 
+def remove_temp_files(run_dir: str | os.PathLike) -> list[Path]:
+    """Delete what a killed writer left behind: temp files that were never renamed into place
+    (``*.tmp``); the files they were meant to replace are intact."""
+    stale = [p for p in Path(run_dir).rglob("*.tmp") if p.is_file()]
+    for p in stale:
+        p.unlink()
+    return stale
+
+
 def mark_complete(run_dir: str | os.PathLike) -> None:
     """Write ``.complete`` (its content: the finishing time) once a run has written everything."""
     atomic_write_text(Path(run_dir) / COMPLETE_MARKER, datetime.now().isoformat(timespec="seconds") + "\n")

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 import registry
+from recipe_engine import faults
 from recipe_engine.checkpoint import Checkpoint
 from recipe_engine.early_stopping import EarlyStopper
 from recipe_engine.errors import UserError
@@ -111,6 +112,7 @@ def train_seed(recipe: Recipe, bundle: DatasetBundle, seed: int, seed_dir: Path,
                 loss = sum(parts.values())
                 optimizer_step(slot, loss, update=guard.note(loss, parts, global_step + 1))
                 global_step += 1
+                faults.point("step")
                 out.step_done()
 
                 due = Due.after(recipe, seg, step, global_step, eval_every)
