@@ -45,6 +45,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "registry.objectives.influence_tuning",
     "registry.objectives.embedding_tuning",
     "registry.objectives.adversarial",
+    "registry.objectives.ig_variance",
     "registry.attributions.saliency",
     "registry.attributions.gradient_x_input",
     "registry.attributions.integrated_gradients",
