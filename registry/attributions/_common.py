@@ -18,6 +18,7 @@ from typing import Literal
 import torch
 from pydantic import Field
 from torch import nn
+from torch.func import functional_call
 
 from registry import StrictParams
 from registry._lib.integrated_gradients import Forward
@@ -44,9 +45,9 @@ class AttributionParams(StrictParams):
         "all", description="positions that count: all (every position of the sequence padded to pad_to, "
                            "[CLS]/[SEP]/[PAD] included, as the authors' code) or tokens (non-padding, non-special)")
     pad_to: int | None = Field(
-        128, ge=1, description="with positions: all, the padded length counted (authors: 128; a wider batch counts "
-                               "its own width); null: the batch's own width.  Padded positions score exactly 0 and "
-                               "are accounted in closed form, never computed")
+        128, ge=1, description="with positions: all, the padded length counted (authors: 128; a batch whose longest "
+                               "row is longer counts that row's length); null: the batch's own width.  Padded "
+                               "positions score exactly 0 and are accounted in closed form, never computed")
     token_type_ids: Literal["pass", "drop"] = Field(
         "drop", description="pass the batch's token_type_ids to the attribution passes, or drop them (authors' code: "
                             "every token is segment 0)")
@@ -155,9 +156,16 @@ class EmbeddingAttribution(Attribution):
         mask = b.attention_mask
         tt = b.token_type_ids if p.token_type_ids == "pass" else None
 
+        call = model
+        if p.mode == "faithful" and isinstance(model, nn.Module):
+            # the passes' gradients are constants: run them on detached weights (no graph to the
+            # parameters, fewer saved activations); the values are the same
+            weights = {name: w.detach() for name, w in model.named_parameters()}
+            call = lambda **kw: functional_call(model, weights, (), kw)  # noqa: E731
+
         def forward(points: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-            logits = model(attention_mask=mask[rows], token_type_ids=None if tt is None else tt[rows],
-                           inputs_embeds=points).logits
+            logits = call(attention_mask=mask[rows], token_type_ids=None if tt is None else tt[rows],
+                          inputs_embeds=points).logits
             return full_precision(logits).gather(1, target[rows, None]).squeeze(1)
 
         x = emb(b.input_ids)  # under the caller's grad mode: a loss reaches the batch's embedding rows
