@@ -131,9 +131,14 @@ def predicted_target(model: Classifier, batch: Batch) -> torch.Tensor:
 class EmbeddingAttribution(Attribution):
     """Base of ``saliency``, ``gradient_x_input`` and ``integrated_gradients``: per-dimension
     attributions on the word embeddings ``x = E[input_ids]`` (``inputs_embeds``: position and
-    segment embeddings are still added inside the model), summed over the embedding dimension."""
+    segment embeddings are still added inside the model), reduced over the embedding dimension
+    (a sum; ``saliency`` takes a norm)."""
 
     Params = AttributionParams
+
+    def who(self) -> str:
+        """How user errors name this component (the ``ig_variance`` objective renames its IG)."""
+        return f"{'attribution' if self.kind == 'attributions' else 'objective'} {self.name!r}"
 
     def per_dim(self, model: Classifier, forward: Forward, x: torch.Tensor, create_graph: bool) -> torch.Tensor:
         """(B, T, D) attributions of the embeddings ``x``."""
@@ -146,8 +151,7 @@ class EmbeddingAttribution(Attribution):
     def compute(self, model: Classifier, batch: Batch, target: torch.Tensor | None = None) -> TrimmedScores:
         """Scores on the batch trimmed to its longest row (see the module docstring)."""
         p = self.params
-        who = f"attribution {self.name!r}" if self.kind == "attributions" else f"objective {self.name!r}"
-        emb = word_embeddings(model, who)
+        emb = word_embeddings(model, self.who())
         full_width = int(batch.input_ids.shape[1])
         if target is None:
             target = batch.labels if p.target == "gold" else predicted_target(model, batch)
@@ -178,7 +182,7 @@ class EmbeddingAttribution(Attribution):
             n = torch.full((B,), width, device=scores.device)
         else:
             width = T
-            special = torch.isin(b.input_ids, torch.tensor(special_token_ids(model), device=mask.device))
+            special = torch.isin(b.input_ids, torch.tensor(special_token_ids(model), dtype=b.input_ids.dtype, device=mask.device))
             counted = mask.bool() & ~special
             scores = scores * counted
             n = counted.sum(1)

@@ -46,8 +46,7 @@ class IntegratedGradients(EmbeddingAttribution):
         kind = self.params.baseline
         if kind == "zeros":
             return x.new_zeros(x.shape[-1])
-        who = f"attribution {self.name!r}" if self.kind == "attributions" else f"objective {self.name!r}"
-        return word_embeddings(model, who).weight[token_id(model, kind, who)].detach()
+        return word_embeddings(model, self.who()).weight[token_id(model, kind, self.who())].detach()
 
     def per_dim(self, model: Classifier, forward: Forward, x: torch.Tensor, create_graph: bool) -> torch.Tensor:
         p = self.params
