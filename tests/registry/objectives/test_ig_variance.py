@@ -146,3 +146,22 @@ def test_explain_reads_well(capsys):
     for line in ("penalty_weight: float (default 0.1)", "alpha: float (default 10.0)", "nodes: int (default 10)",
                  'mode: ', '(default "faithful")', "pad_to: int | None (default 128)"):
         assert line in out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["faithful", "differentiable"])
+def test_a_recipe_trains_with_ig_variance_in_place_of_cross_entropy(tmp_path, mode):
+    import json
+
+    from tests.recipe_engine.tiny_run import write_data, write_recipe
+
+    recipe = write_recipe(tmp_path / "r.yaml", write_data(tmp_path, n_train=16, n_eval=8), seeds=(1,), epochs=1)
+    text = recipe.read_text().replace("objectives: [{name: cross_entropy}]",
+                                      f"objectives: [{{name: ig_variance, params: {{mode: {mode}, nodes: 3}}}}]")
+    recipe.write_text(text)
+    assert main(["run", str(recipe), "--out", str(tmp_path / "out")]) == 0
+    seed_dir = next((tmp_path / "out" / "tiny-e2e").iterdir()) / "seed-1"
+    records = [json.loads(line) for line in (seed_dir / "metrics.jsonl").read_text().splitlines()]
+    train = [r for r in records if r["event"] == "train"]
+    assert train and all({"ig_variance/ce", "ig_variance/variance", "ig_variance/penalty"} <= set(r) for r in train)
+    assert all(0.0 <= r["ig_variance/penalty"] < 1.0 for r in train)
