@@ -12,7 +12,8 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Annotated, Any, Literal, Optional, TypeVar, Union
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, create_model, field_validator,
+                      model_serializer, model_validator)
 from pydantic.fields import FieldInfo
 
 import registry
@@ -86,6 +87,15 @@ class MetricRef(ComponentRef):
     id: Optional[str] = Field(None, description="defaults to the metric name")
 
 
+class AttributionDump(ComponentRef):
+    """Token attributions saved after the final evaluation (``seed-<n>/eval/attributions.json``,
+    heat maps in ``report.html``): a registered attribution, on the first ``examples`` rows of
+    each split."""
+
+    examples: Annotated[int, Field(gt=0, le=1000)] = Field(8, description="the first N examples of each split (at most 1000)")
+    splits: Optional[list[str]] = Field(None, description="evaluation splits to attribute; default: every one of evaluation.splits")
+
+
 class Term(ComponentRef):
     """An objective term of a phase."""
 
@@ -151,7 +161,19 @@ class Evaluation(Strict):
         description="metrics computed on every split (model-level ones on the training set)",
     )
     every: Optional[Length] = Field(None, description="also evaluate during training, every N steps")
+    attributions: Optional[AttributionDump] = Field(
+        None, description="save token attributions of the first examples of each split after the final evaluation "
+                          "(seed-<n>/eval/attributions.json, heat maps in report.html)")
     select: Optional[str] = Field(None, description="metric used to pick the best run of a sweep, e.g. dev/accuracy")
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_attributions(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """No ``attributions: null`` in resolved.yaml or the fingerprint: a recipe without the
+        section keeps the fingerprint it had before the section existed."""
+        out = handler(self)
+        if out.get("attributions", 0) is None:
+            del out["attributions"]
+        return out
 
 
 class Runtime(Strict):
@@ -214,10 +236,23 @@ def _component(kind: str, name: str, cls: type[Component], base: type[ComponentR
     return model
 
 
-def _union(kind: str, base: type[ComponentRef] = ComponentRef, **narrowed: Any) -> Any:
-    """The slot type of ``kind``: one model per registered component, tagged by ``name``."""
+def _none_registered(kind: str, base: type[ComponentRef]) -> type[BaseModel]:
+    """The slot type of a kind with no registered component: every ``name`` is unknown."""
+
+    def unknown(cls: type, name: Any) -> Any:
+        raise ValueError(registry.load_all().unknown_message(kind, str(name)))
+
+    return create_model(f"{kind}_none", __base__=base, __validators__={"_unknown": field_validator("name")(unknown)},
+                        params=(dict[str, Any], Field(default_factory=dict)))
+
+
+def _union(kind: str, base: type[ComponentRef] = ComponentRef, allow_empty: bool = False, **narrowed: Any) -> Any:
+    """The slot type of ``kind``: one model per registered component, tagged by ``name``
+    (``allow_empty``: a slot that names nothing registered yet rejects every name)."""
     reg = registry.load_all()
     members = [_component(kind, n, reg.get(kind, n), base, narrowed) for n in reg.names(kind)]
+    if not members and allow_empty:
+        return _none_registered(kind, base)
     if not members:
         raise RuntimeError(f"no {kind} registered")
     if len(members) == 1:
@@ -239,7 +274,8 @@ def _recipe_model(_snapshot: tuple) -> type[Recipe]:
     phase: Any = _narrow(Phase, phases=Optional[list["Phase"]], objectives=Optional[list[term]],  # type: ignore[valid-type]
                          optimizer=Optional[optimizer])
     phase.model_rebuild()
-    evaluation = _narrow(Evaluation, metrics=list[_union("metrics", MetricRef)])  # type: ignore[misc]
+    evaluation = _narrow(Evaluation, metrics=list[_union("metrics", MetricRef)],  # type: ignore[misc]
+                         attributions=Optional[_union("attributions", AttributionDump, allow_empty=True)])
     recipe = _narrow(
         Recipe,
         keep_doc=False,  # the docstring is for Python readers; the JSON schema has no top-level description

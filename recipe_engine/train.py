@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 import registry
+from recipe_engine.attribution_dump import save_attributions
 from recipe_engine.checkpoint import Checkpoint
 from recipe_engine.errors import UserError
 from recipe_engine.evaluate import evaluate_predictions, evaluate_split_metrics, predictions
@@ -352,7 +353,8 @@ def postfix(seg: Segment, parts: dict[str, torch.Tensor]) -> dict[str, str]:
 # ---------------------------------------------------------------- evaluation
 def final_evaluation(recipe: Recipe, run: Setup, bundle: DatasetBundle, device: torch.device, autocast: Any,
                      seed_dir: Path, seed: int, step: int) -> dict[str, float]:
-    """Every metric on every evaluation split; logits kept for the reliability diagram."""
+    """Every metric on every evaluation split; logits kept for the reliability diagram; token
+    attributions of the first examples when ``evaluation.attributions`` asks for them."""
     kept: dict[str, Any] = {}
     started = time.perf_counter()
     metrics = evaluate_model(recipe, run.model, run.evals, bundle, run.ctx, device, autocast, keep=kept)
@@ -362,6 +364,9 @@ def final_evaluation(recipe: Recipe, run: Setup, bundle: DatasetBundle, device: 
         tmp = seed_dir / "eval" / f"{split}_logits.pt.tmp"
         torch.save({"logits": preds.logits.float().cpu(), "labels": preds.labels.cpu()}, tmp)
         os.replace(tmp, seed_dir / "eval" / f"{split}_logits.pt")
+    if recipe.evaluation.attributions is not None:  # before metrics.json, which marks the seed finished
+        save_attributions(recipe.evaluation.attributions, run.model, run.evals, kept, device, recipe.data.batch_size,
+                          bundle.label_names, seed_dir, seed, step)
     atomic_write_json(seed_dir / "eval" / "metrics.json", {"seed": seed, "step": step, "metrics": metrics,
                                                           "final_eval_seconds": seconds})
     return metrics
