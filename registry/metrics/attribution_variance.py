@@ -41,6 +41,15 @@ class AttributionSpec(StrictParams):
         return self
 
 
+def default_attribution() -> AttributionSpec:
+    """``integrated_gradients`` with its params written out, or (before it is registered) unchecked:
+    the metric then says so when it runs."""
+    try:
+        return AttributionSpec()
+    except ValidationError:
+        return AttributionSpec.model_construct()
+
+
 def row_variances(attr: TokenAttributions) -> torch.Tensor:
     """(B,) float64 unbiased variance of each row's scores over its counted positions; a row
     with fewer than two counted positions has variance 0 (as the ``ig_variance`` penalty)."""
@@ -74,7 +83,7 @@ class AttributionVariance(Metric):
 
     class Params(StrictParams):
         attribution: AttributionSpec = Field(
-            default_factory=lambda: AttributionSpec.model_construct(),  # checked when built: it may not be registered yet
+            default_factory=default_attribution,
             description="the attribution: {name, params} of a registered one, or its name; default integrated_gradients "
                         "with its defaults")
         examples: int = Field(256, ge=1, description="rows per split, a seeded sample (every row of a smaller split)")

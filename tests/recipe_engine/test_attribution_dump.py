@@ -42,7 +42,7 @@ def test_section_defaults_and_checks(tmp_path, registered_attribution):
     bad = with_evaluation(write_recipe(tmp_path / "bad.yaml", data), "  attributions:\n    name: test_grad_x_inptu\n")
     errs = errors_of(bad)
     assert len(errs) == 1 and re.search(r"bad.yaml:\d+:\d+: evaluation.attributions.name: unknown attribution "
-                                        r"'test_grad_x_inptu'; did you mean 'test_grad_x_input'\?; registered: test_grad_x_input",
+                                        r"'test_grad_x_inptu'; did you mean 'test_grad_x_input'\?; registered: (.*, )?test_grad_x_input",
                                         errs[0]), errs
     typo = with_evaluation(write_recipe(tmp_path / "typo.yaml", data),
                            f"  attributions:\n    name: {registered_attribution}\n    exampels: 3\n")
