@@ -161,10 +161,10 @@ class Evaluation(Strict):
         description="metrics computed on every split (model-level ones on the training set)",
     )
     every: Optional[Length] = Field(None, description="also evaluate during training, every N steps")
+    select: Optional[str] = Field(None, description="metric used to pick the best run of a sweep, e.g. dev/accuracy")
     attributions: Optional[AttributionDump] = Field(
         None, description="save token attributions of the first examples of each split after the final evaluation "
                           "(seed-<n>/eval/attributions.json, heat maps in report.html)")
-    select: Optional[str] = Field(None, description="metric used to pick the best run of a sweep, e.g. dev/accuracy")
 
     @model_serializer(mode="wrap")
     def _omit_unset_attributions(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
