@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import math
 import statistics
-from typing import Any, Iterable, Mapping, Protocol
+from typing import Any, Iterable, Mapping, Protocol, Sequence
 
 import torch
 from torch import nn
@@ -14,7 +14,7 @@ from recipe_engine.errors import UserError
 from recipe_engine.table import order_keys
 from registry._lib.per_example import eval_mode
 from registry.base import Metric
-from registry.types import Batch, Predictions
+from registry.types import Batch, Classifier, EncodedData, Predictions
 
 
 class EvalData(Protocol):
@@ -117,6 +117,28 @@ def evaluate_predictions(preds: Predictions, metrics: Iterable[Metric]) -> dict[
                     "remove one of them from evaluation.metrics"
                 )
             out[full], owner[full] = float(value), metric.name
+    return out
+
+
+def evaluate_split_metrics(model: Classifier, data: EncodedData, split: str, metrics: Sequence[Metric],
+                           device: torch.device | str, taken: Mapping[str, Any] | None = None) -> dict[str, float]:
+    """The per-split model-level metrics (``needs_model`` and ``per_split``) on one evaluation
+    split, in eval mode, as ``{"<split>/<key>": value}``; other metrics are skipped.
+
+    A key that another metric reports (among these, or in ``taken``) is an error."""
+    out: dict[str, float] = {}
+    owner: dict[str, str] = {}
+    with eval_mode(model):
+        for metric in metrics:
+            if not (metric.needs_model and metric.per_split):
+                continue
+            for key, value in metric.compute_split(model, data, torch.device(device)).items():
+                full = f"{split}/{key}"
+                if full in out or full in (taken or {}):
+                    other = owner.get(full, "another metric")
+                    raise UserError(f"metrics {other!r} and {metric.name!r} both report {full!r}; "
+                                    "remove one of them from evaluation.metrics")
+                out[full], owner[full] = float(value), metric.name
     return out
 
 

@@ -7,7 +7,7 @@ and nothing is fetched.  A run report shows, from what the run folder holds:
 - the CID over training (``"event": "eval"`` records with a ``*/cid`` key; influence tuning, Figure 3);
 - per-group accuracy bars (``test/group/<label>/<confound>`` in ``summary.json``);
 - a reliability diagram (``seed-*/eval/test_logits.pt`` with ``{"logits", "labels"}``);
-- token attribution heat maps (``seed-*/eval/attributions.json``).
+- token attribution heat maps per split (``seed-*/eval/attributions.json``, ``evaluation.attributions``).
 
 A section whose input is missing says so instead of failing.  Every figure has an ``id``
 (``plot-...``) and an ``alt`` text.
@@ -30,7 +30,7 @@ from recipe_engine.table import decimals, fmt, order_keys
 from registry.metrics.calibration import expected_calibration_error, reliability_diagram
 
 REPORT = "report.html"
-MAX_ATTRIBUTION_EXAMPLES = 6
+MAX_ATTRIBUTION_EXAMPLES = 50  # per split
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
@@ -41,6 +41,7 @@ figure{margin:.8em 0}img{max-width:100%;height:auto}figcaption{font-size:.85em;c
 p.missing{color:#8a6d3b;background:#fcf8e3;padding:.4em .8em;border-left:3px solid #f0ad4e}
 .meta{color:#555;font-size:.9em}.tok{padding:1px 2px;margin:0 1px;border-radius:3px;line-height:1.9;display:inline-block}
 .example{margin:.6em 0;padding:.4em;border:1px solid #eee}.example .head{font-size:.8em;color:#555}
+.tok.special{font-size:.85em}.exid{color:#999}
 tr.selected td{font-weight:bold}
 """
 
@@ -162,20 +163,54 @@ def _heat_color(score: float, scale: float) -> str:
     return f"rgba({rgb},{a:.3f})"
 
 
-def attribution_html(examples: Sequence[dict[str, Any]], seed: int) -> str:
-    """Tokens coloured by their attribution score, one block per example."""
+_SPECIAL_TOKENS = frozenset({"[CLS]", "[SEP]", "[PAD]", "[MASK]", "[UNK]", "<s>", "</s>", "<pad>", "<mask>", "<unk>"})
+
+
+def _label(names: Sequence[str], value: Any) -> str:
+    """A label index as its name (``names``), anything else as written; ``?`` when absent."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(names):
+        return str(names[value])
+    return "?" if value is None else str(value)
+
+
+def _token_span(token: str, score: float, counted: bool, special: bool, scale: float) -> str:
+    if special:  # [CLS]/[SEP]: greyed, their score on hover, not part of the colour scale
+        return (f'<span class="tok special" style="background:#eee;color:#888" title="{score:.4g} '
+                f'(special token)">{esc(token)}</span>')
+    if not counted:
+        return f'<span class="tok" title="not counted">{esc(token)}</span>'
+    return f'<span class="tok" style="background:{_heat_color(score, scale)}" title="{score:.4g}">{esc(token)}</span>'
+
+
+def attribution_html(examples: Sequence[dict[str, Any]], seed: int, split: str = "",
+                     label_names: Sequence[str] = ()) -> str:
+    """Tokens coloured by their attribution score, one block per example: red positive, blue
+    negative, opacity |score| / max |score| over the example's counted ordinary tokens; special
+    tokens greyed; the score on hover; gold, predicted and attributed labels above."""
     blocks = []
     for i, ex in enumerate(examples[:MAX_ATTRIBUTION_EXAMPLES]):
         tokens = [str(t) for t in ex.get("tokens", [])]
-        scores = [float(s) if _finite(s) else 0.0 for s in ex.get("scores", [])]
-        scores += [0.0] * (len(tokens) - len(scores))
-        scale = max((abs(s) for s in scores), default=0.0)
-        spans = "".join(
-            f'<span class="tok" style="background:{_heat_color(s, scale)}" title="{s:.4g}">{esc(t)}</span>'
-            for t, s in zip(tokens, scores))
-        head = f"label {esc(ex.get('label', '?'))}, predicted {esc(ex.get('pred', '?'))}"
-        blocks.append(f'<div class="example" id="attr-{seed}-{i}" role="img" aria-label="token attribution heat map, '
-                      f'example {i} of seed {seed}"><div class="head">{head}</div>{spans}</div>')
+        n = len(tokens)
+        scores = [float(v) if _finite(v) else 0.0 for v in (ex.get("scores") or [])][:n]
+        scores += [0.0] * (n - len(scores))
+        counted = [bool(c) for c in (ex.get("counted") or [True] * n)][:n]
+        counted += [True] * (n - len(counted))
+        special = [bool(c) for c in ex["special"]][:n] if isinstance(ex.get("special"), list) else [t in _SPECIAL_TOKENS for t in tokens]
+        special += [False] * (n - len(special))
+        ordinary = [abs(v) for v, c, sp in zip(scores, counted, special) if c and not sp]
+        scale = max(ordinary or [abs(v) for v in scores] or [0.0])
+        spans = "".join(_token_span(t, v, c, sp, scale) for t, v, c, sp in zip(tokens, scores, counted, special))
+        gold, pred = ex.get("label"), ex.get("prediction", ex.get("pred"))
+        mark = "" if gold is None or pred is None else (" ✓" if gold == pred else " ✗")
+        head = f"gold {esc(_label(label_names, gold))}, predicted {esc(_label(label_names, pred))}{mark}"
+        if ex.get("target") is not None:
+            head += f", attributed to {esc(_label(label_names, ex['target']))}"
+        if ex.get("id") is not None:
+            head += f' <span class="exid">({esc(ex["id"])})</span>'
+        where = f"{split}-{i}" if split else str(i)
+        what = f"example {i} of {split}, seed {seed}" if split else f"example {i} of seed {seed}"
+        blocks.append(f'<div class="example" id="attr-{esc(seed)}-{esc(where)}" role="img" aria-label="token '
+                      f'attribution heat map, {esc(what)}"><div class="head">{head}</div>{spans}</div>')
     return "".join(blocks)
 
 
@@ -249,13 +284,20 @@ def calibration_section(r: _Run) -> str:
 
 
 def attribution_section(r: _Run) -> str:
-    attr = [(s, ex) for s, d in r.seeds.items() if (ex := load_attributions(d))]
-    if not attr:
-        return missing("no token attributions saved (seed-*/eval/attributions.json)")
-    seed, examples = attr[0]
-    return (f'<p class="meta">seed {seed}: red = pushes toward the predicted label, blue = against; '
-            f"opacity = |score| / max |score| of the example.</p>"
-            f'<div id="plot-attributions">{attribution_html(examples, seed)}</div>')
+    found = [(seed, saved) for seed, d in r.seeds.items() if (saved := load_attributions(d)) is not None]
+    if not found:
+        return missing("no token attributions saved (seed-*/eval/attributions.json); add evaluation.attributions "
+                       "to the recipe")
+    seed, saved = found[0]
+    how = saved.attribution.get("name")
+    parts = [f'<p class="meta">seed {esc(seed)}{f", attribution {esc(how)}" if how else ""}: red = pushes toward '
+             f"the attributed class, blue = against; opacity = |score| / max |score| of the example's tokens; "
+             f"[CLS]/[SEP] greyed; the score shows on hover.</p>"]
+    for split, examples in saved.splits.items():
+        if split:
+            parts.append(f"<h3>{esc(split)}</h3>")
+        parts.append(attribution_html(examples, seed, split, saved.label_names))
+    return f'<div id="plot-attributions">{"".join(parts)}</div>'
 
 
 RUN_SECTIONS = (

@@ -31,6 +31,7 @@ _SLOT_KIND = {
     "scheduler": "schedulers",
     "objectives": "objectives",
     "metrics": "metrics",
+    "attributions": "attributions",
 }
 
 
@@ -363,6 +364,15 @@ def _semantic_checks(recipe: Recipe, loaded: LoadedRecipe) -> list[RecipeError]:
                                      "phases, or add a per-batch term such as cross_entropy to train them jointly")
     for j, metric in enumerate(recipe.evaluation.metrics):
         check_requires("metrics", metric.name, ("evaluation", "metrics", j, "name"))
+    dump = recipe.evaluation.attributions
+    if dump is not None:
+        check_requires("attributions", dump.name, ("evaluation", "attributions", "name"))
+        for j, split in enumerate(dump.splits or []):
+            if split not in recipe.evaluation.splits:
+                hint = difflib.get_close_matches(split, recipe.evaluation.splits, n=1)
+                err(("evaluation", "attributions", "splits", j),
+                    f"{split!r} is not an evaluation split; attributions are saved for splits of evaluation.splits "
+                    f"({', '.join(recipe.evaluation.splits)})" + (f" (did you mean {hint[0]!r}?)" if hint else ""))
     for j, split in enumerate(recipe.evaluation.splits):
         if split not in splits:
             hint = difflib.get_close_matches(split, splits, n=1)

@@ -5,11 +5,12 @@ Layout (docs/architecture.md, section 3)::
 
     outputs/<recipe-name>/<YYYYmmdd-HHMMSS>-<fingerprint8>/
       recipe.yaml resolved.yaml run.json
-      seed-<n>/ metrics.jsonl tb/ checkpoints/ eval/metrics.json
+      seed-<n>/ metrics.jsonl tb/ checkpoints/ eval/metrics.json eval/attributions.json
       summary.json summary.md .complete
 
 ``seed-<n>/metrics.jsonl`` and ``seed-<n>/eval/metrics.json`` are written while training
-(``recipe_engine.train``); everything else is written and read here.
+(``recipe_engine.train``); everything else is written and read here (``eval/attributions.json``
+is computed by ``recipe_engine.attribution_dump``).
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ RESOLVED_FILE = "resolved.yaml"
 SUMMARY_JSON = "summary.json"
 SUMMARY_MD = "summary.md"
 COMPLETE_MARKER = ".complete"
+ATTRIBUTIONS_FILE = "attributions.json"
 DEFAULT_SELECT = "dev/accuracy"
 
 
@@ -205,16 +207,53 @@ def load_test_logits(seed_path: Path) -> tuple[Any, Any] | None:
     return data["logits"], data["labels"]
 
 
-def load_attributions(seed_path: Path) -> list[dict[str, Any]]:
-    """The token attributions of ``eval/attributions.json`` (examples with a ``tokens`` list)."""
-    path = seed_path / "eval" / "attributions.json"
+def attributions_path(seed_path: Path) -> Path:
+    """``seed-<n>/eval/attributions.json`` (written by ``recipe_engine.attribution_dump``)."""
+    return seed_path / "eval" / ATTRIBUTIONS_FILE
+
+
+def write_attributions(seed_path: Path, record: Mapping[str, Any]) -> Path:
+    """Write ``eval/attributions.json`` atomically; return its path."""
+    path = attributions_path(seed_path)
+    atomic_write_json(path, dict(record))
+    return path
+
+
+@dataclass
+class SavedAttributions:
+    """``eval/attributions.json`` read back: examples per split (an older file, a bare list of
+    examples, reads as one split named ``""``), the label names and the attribution used."""
+
+    splits: dict[str, list[dict[str, Any]]]
+    label_names: list[str] = field(default_factory=list)
+    attribution: dict[str, Any] = field(default_factory=dict)
+
+
+def load_attributions(seed_path: Path) -> SavedAttributions | None:
+    """The token attributions of ``eval/attributions.json`` (examples with a ``tokens`` list),
+    or None when the file is absent, unreadable or holds no example."""
+    path = attributions_path(seed_path)
     if not path.is_file():
-        return []
+        return None
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except ValueError:
-        return []
-    return [x for x in data if isinstance(x, dict) and isinstance(x.get("tokens"), list)] if isinstance(data, list) else []
+        return None
+
+    def examples(xs: Any) -> list[dict[str, Any]]:
+        return [x for x in xs if isinstance(x, dict) and isinstance(x.get("tokens"), list)] if isinstance(xs, list) else []
+
+    if isinstance(data, list):
+        saved = SavedAttributions({"": examples(data)})
+    elif isinstance(data, dict) and isinstance(data.get("splits"), dict):
+        names = data.get("label_names")
+        saved = SavedAttributions({str(k): examples(v) for k, v in data["splits"].items()},
+                                  [str(n) for n in names] if isinstance(names, list) else [],
+                                  data["attribution"] if isinstance(data.get("attribution"), dict) else {})
+    else:
+        return None
+    saved.splits = {k: v for k, v in saved.splits.items() if v}
+    return saved if saved.splits else None
 
 
 @dataclass

@@ -86,6 +86,15 @@ class MetricRef(ComponentRef):
     id: Optional[str] = Field(None, description="defaults to the metric name")
 
 
+class AttributionDump(ComponentRef):
+    """Token attributions saved after the final evaluation (``seed-<n>/eval/attributions.json``,
+    heat maps in ``report.html``): a registered attribution, on the first ``examples`` rows of
+    each split."""
+
+    examples: Annotated[int, Field(gt=0, le=1000)] = Field(8, description="the first N examples of each split (at most 1000)")
+    splits: Optional[list[str]] = Field(None, description="evaluation splits to attribute; default: every one of evaluation.splits")
+
+
 class Term(ComponentRef):
     """An objective term of a phase."""
 
@@ -152,7 +161,7 @@ class Schedule(Strict):
 
 #: optional settings added after recipes were run and archived: while unset (None) they are
 #: left out of the fingerprint, so those runs keep their fingerprint (``--resume``, archives)
-UNSET_NOT_FINGERPRINTED: tuple[tuple[str, ...], ...] = (("evaluation", "early_stopping"),)
+UNSET_NOT_FINGERPRINTED: tuple[tuple[str, ...], ...] = (("evaluation", "early_stopping"), ("evaluation", "attributions"))
 
 
 class EarlyStopping(Strict):
@@ -176,6 +185,10 @@ class Evaluation(Strict):
     early_stopping: Optional[EarlyStopping] = Field(
         None, description="stop (or end an `until: converged` phase) when a dev metric stops improving; needs `every`")
     select: Optional[str] = Field(None, description="metric used to pick the best run of a sweep, e.g. dev/accuracy")
+    attributions: Optional[AttributionDump] = Field(
+        None, description="save token attributions of the first examples of each split after the final evaluation "
+                          "(seed-<n>/eval/attributions.json, heat maps in report.html)")
+
 
 
 class Runtime(Strict):
@@ -241,10 +254,23 @@ def _component(kind: str, name: str, cls: type[Component], base: type[ComponentR
     return model
 
 
-def _union(kind: str, base: type[ComponentRef] = ComponentRef, **narrowed: Any) -> Any:
-    """The slot type of ``kind``: one model per registered component, tagged by ``name``."""
+def _none_registered(kind: str, base: type[ComponentRef]) -> type[BaseModel]:
+    """The slot type of a kind with no registered component: every ``name`` is unknown."""
+
+    def unknown(cls: type, name: Any) -> Any:
+        raise ValueError(registry.load_all().unknown_message(kind, str(name)))
+
+    return create_model(f"{kind}_none", __base__=base, __validators__={"_unknown": field_validator("name")(unknown)},
+                        params=(dict[str, Any], Field(default_factory=dict)))
+
+
+def _union(kind: str, base: type[ComponentRef] = ComponentRef, allow_empty: bool = False, **narrowed: Any) -> Any:
+    """The slot type of ``kind``: one model per registered component, tagged by ``name``
+    (``allow_empty``: a slot that names nothing registered yet rejects every name)."""
     reg = registry.load_all()
     members = [_component(kind, n, reg.get(kind, n), base, narrowed) for n in reg.names(kind)]
+    if not members and allow_empty:
+        return _none_registered(kind, base)
     if not members:
         raise RuntimeError(f"no {kind} registered")
     if len(members) == 1:
@@ -266,7 +292,8 @@ def _recipe_model(_snapshot: tuple) -> type[Recipe]:
     phase: Any = _narrow(Phase, phases=Optional[list["Phase"]], objectives=Optional[list[term]],  # type: ignore[valid-type]
                          optimizer=Optional[optimizer])
     phase.model_rebuild()
-    evaluation = _narrow(Evaluation, metrics=list[_union("metrics", MetricRef)])  # type: ignore[misc]
+    evaluation = _narrow(Evaluation, metrics=list[_union("metrics", MetricRef)],  # type: ignore[misc]
+                         attributions=Optional[_union("attributions", AttributionDump, allow_empty=True)])
     recipe = _narrow(
         Recipe,
         keep_doc=False,  # the docstring is for Python readers; the JSON schema has no top-level description

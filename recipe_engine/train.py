@@ -24,10 +24,11 @@ from torch import nn
 
 import registry
 from recipe_engine import faults
+from recipe_engine.attribution_dump import save_attributions
 from recipe_engine.checkpoint import Checkpoint
 from recipe_engine.early_stopping import EarlyStopper
 from recipe_engine.errors import UserError
-from recipe_engine.evaluate import evaluate_predictions, predictions
+from recipe_engine.evaluate import evaluate_predictions, evaluate_split_metrics, predictions
 from recipe_engine.feeds import OwnBatches, epoch_order, train_batches
 from recipe_engine.outputs import atomic_write_json
 from recipe_engine.plan import PlanError, Segment, Term, Timeline, check_timeline, leaf_terms, timeline_for, totals_text
@@ -450,7 +451,8 @@ def postfix(seg: Segment, parts: dict[str, torch.Tensor]) -> dict[str, str]:
 # ---------------------------------------------------------------- evaluation
 def final_evaluation(recipe: Recipe, run: Setup, bundle: DatasetBundle, device: torch.device, autocast: Any,
                      seed_dir: Path, seed: int, step: int) -> dict[str, float]:
-    """Every metric on every evaluation split; logits kept for the reliability diagram."""
+    """Every metric on every evaluation split; logits kept for the reliability diagram; token
+    attributions of the first examples when ``evaluation.attributions`` asks for them."""
     kept: dict[str, Any] = {}
     started = time.perf_counter()
     metrics = evaluate_model(recipe, run.model, run.evals, bundle, run.ctx, device, autocast, keep=kept)
@@ -460,6 +462,9 @@ def final_evaluation(recipe: Recipe, run: Setup, bundle: DatasetBundle, device: 
         tmp = seed_dir / "eval" / f"{split}_logits.pt.tmp"
         torch.save({"logits": preds.logits.float().cpu(), "labels": preds.labels.cpu()}, tmp)
         os.replace(tmp, seed_dir / "eval" / f"{split}_logits.pt")
+    if recipe.evaluation.attributions is not None:  # before metrics.json, which marks the seed finished
+        save_attributions(recipe.evaluation.attributions, run.model, run.evals, kept, device, recipe.data.batch_size,
+                          bundle.label_names, seed_dir, seed, step)
     atomic_write_json(seed_dir / "eval" / "metrics.json", {"seed": seed, "step": step, "metrics": metrics,
                                                           "final_eval_seconds": seconds})
     return metrics
@@ -468,7 +473,8 @@ def final_evaluation(recipe: Recipe, run: Setup, bundle: DatasetBundle, device: 
 def evaluate_model(recipe: Recipe, model: nn.Module, evals: dict[str, EncodedSplit], bundle: DatasetBundle,
                    ctx: ObjectiveContext, device: torch.device, autocast: Any, splits: tuple[str, ...] | None = None,
                    keep: dict[str, Any] | None = None) -> dict[str, float]:
-    """Prediction metrics on each evaluation split, model-level metrics (e.g. CID) on train."""
+    """Prediction metrics and per-split model metrics (e.g. attribution_variance) on each evaluation
+    split, the other model-level metrics (e.g. CID) on train."""
     metrics = [registry.build("metrics", m.name, m.params) for m in recipe.evaluation.metrics]
     out: dict[str, float] = {}
     for name, data in evals.items():
@@ -478,10 +484,11 @@ def evaluate_model(recipe: Recipe, model: nn.Module, evals: dict[str, EncodedSpl
             preds = predictions(model, data, split=name, batch_size=recipe.data.eval_batch_size, device=device,
                                 meta=bundle.splits[name].meta, label_names=bundle.label_names)
         out.update(evaluate_predictions(preds, [m for m in metrics if not m.needs_model]))
+        out.update(evaluate_split_metrics(model, data, name, metrics, device, taken=out))
         if keep is not None:
             keep[name] = preds
     with eval_mode(model):
         for m in metrics:
-            if m.needs_model:
+            if m.needs_model and not m.per_split:
                 out.update({f"train/{k}": v for k, v in m.compute_model(model, ctx).items()})
     return out

@@ -57,6 +57,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "registry.metrics.roc_auc",
     "registry.metrics.calibration",
     "registry.metrics.cid",
+    "registry.metrics.attribution_variance",
     "registry.optimizers.adamw",
     "registry.optimizers.schedulers",
 )

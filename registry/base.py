@@ -105,15 +105,25 @@ class Metric(Component):
     """Prediction-level metric: ``compute(preds)`` -> ``{name: value}``.
 
     A model-level metric (e.g. CID) sets ``needs_model = True`` and implements
-    ``compute_model(model, ctx)`` instead.
+    ``compute_model(model, ctx)`` instead: the engine runs it once, on the training set
+    (keys ``train/<name>``).  A model-level metric that is measured on every evaluation split
+    (e.g. ``attribution_variance``) also sets ``per_split = True`` and implements
+    ``compute_split(model, data, device)``: keys ``<split>/<name>``.  Both run in eval mode.
     """
 
     needs_model: ClassVar[bool] = False
+    #: with ``needs_model``: run ``compute_split`` on each evaluation split, not ``compute_model`` on train
+    per_split: ClassVar[bool] = False
 
     def compute(self, preds: Predictions) -> dict[str, float]:
         raise NotImplementedError
 
     def compute_model(self, model: Classifier, ctx: ObjectiveContext) -> dict[str, float]:
+        raise NotImplementedError
+
+    def compute_split(self, model: Classifier, data: EncodedData, device: torch.device) -> dict[str, float]:
+        """``{name: value}`` of the model on one tokenised evaluation split (``data.batch(rows)``
+        gives its batches; move them to ``device``)."""
         raise NotImplementedError
 
 

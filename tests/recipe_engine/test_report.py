@@ -250,3 +250,25 @@ def test_report_renders_in_headless_chromium(tmp_path):
     for img in images.values():
         assert img["ok"] and img["w"] > 100 and img["alt"]
     assert page["attributions"] == 2
+
+
+def test_attribution_heat_maps_per_split(tmp_path):
+    run = make_run(tmp_path, with_attributions=False)
+    example = {"id": "dev-7", "row": 7, "tokens": ["[CLS]", "a", "grocery", "list", "[SEP]"],
+               "special": [True, False, False, False, True], "scores": [5.0, 0.1, 0.8, -0.4, 2.0],
+               "counted": [True, True, True, True, True], "label": 1, "prediction": 2, "target": 1}
+    (run / "seed-2021" / "eval" / "attributions.json").write_text(json.dumps({
+        "seed": 2021, "step": 10, "attribution": {"name": "integrated_gradients", "params": {}},
+        "label_names": ["entailment", "neutral", "contradiction"],
+        "splits": {"dev": [example], "hans": [dict(example, id="hans-0", prediction=1)]}}))
+    html = run_report_html(run)
+    assert '<h3>dev</h3>' in html and '<h3>hans</h3>' in html
+    assert 'id="attr-2021-dev-0"' in html and 'id="attr-2021-hans-0"' in html
+    # the scale is the largest |score| of the ordinary tokens (0.8): [CLS]/[SEP] are greyed, not on the scale
+    assert '<span class="tok" style="background:rgba(214,39,40,1.000)" title="0.8">grocery</span>' in html
+    assert '<span class="tok" style="background:rgba(31,119,180,0.500)" title="-0.4">list</span>' in html
+    assert '<span class="tok" style="background:rgba(214,39,40,0.125)" title="0.1">a</span>' in html
+    assert re.search(r'<span class="tok special" style="background:#eee;color:#888" title="5 \(special token\)">\[CLS\]</span>', html)
+    assert "gold neutral, predicted contradiction ✗, attributed to neutral" in html
+    assert "gold neutral, predicted neutral ✓" in html
+    assert "attribution integrated_gradients" in html

@@ -1,11 +1,19 @@
-"""Test doubles: a tiny random classifier and an in-memory ``EncodedData`` (registry.types)."""
+"""Test doubles: a tiny random classifier, an in-memory ``EncodedData`` (registry.types), and a
+test-only attribution (``GradXInput``, registered by the ``registered_attribution`` fixture)."""
 from __future__ import annotations
 
+import copy
+
+import pytest
 import torch
+from pydantic import Field
 from transformers import BertConfig, BertModel
 
+import registry
+from registry import StrictParams
+from registry.base import Attribution
 from registry.models.classifier import Classifier
-from registry.types import Batch, ObjectiveContext
+from registry.types import Batch, ObjectiveContext, TokenAttributions
 
 
 def tiny_classifier(seed: int = 0, dtype: torch.dtype = torch.float64, num_labels: int = 2, vocab: int = 100,
@@ -62,3 +70,41 @@ def balanced_data(n_per_group: int = 4, seed: int = 0, seq_len: int = 10, **kw) 
 def context(model, data, seed: int = 0, num_confounds: int = 2) -> ObjectiveContext:
     return ObjectiveContext(model=model, train=data, num_labels=2, num_confounds=num_confounds,
                             device=torch.device("cpu"), generator=torch.Generator().manual_seed(seed))
+
+
+class GradXInput(Attribution):
+    """A test-local attribution (registered by tests only): gradient x input on the word
+    embeddings, summed over the embedding dimension, for the target class (default: gold).
+    Counts the non-padding positions."""
+
+    summary = "test double: gradient x input on the word embeddings"
+
+    class Params(StrictParams):
+        scale: float = Field(1.0, description="multiplies every score")
+
+    def attribute(self, model, batch: Batch, target: torch.Tensor | None = None) -> TokenAttributions:
+        target = batch.labels if target is None else target
+        with torch.enable_grad():
+            x = model.input_embeddings()(batch.input_ids).detach().requires_grad_(True)
+            logits = model(attention_mask=batch.attention_mask, inputs_embeds=x).logits
+            (grad,) = torch.autograd.grad(logits.gather(1, target[:, None]).sum(), x)
+        counted = batch.attention_mask.bool()
+        scores = (grad * x).sum(-1).detach() * counted * self.params.scale
+        return TokenAttributions(scores=scores, counted=counted, target=target)
+
+
+TEST_ATTRIBUTION = "test_grad_x_input"
+
+
+@pytest.fixture
+def registered_attribution():
+    """``GradXInput`` registered as ``test_grad_x_input`` on a copy of the registry, restored
+    afterwards (the recipe models are cached per set of registered names, so none is stale)."""
+    registry.load_all()
+    saved = registry.REGISTRY
+    registry.REGISTRY = copy.deepcopy(saved)
+    registry.REGISTRY.add("attributions", TEST_ATTRIBUTION, GradXInput)
+    try:
+        yield TEST_ATTRIBUTION
+    finally:
+        registry.REGISTRY = saved
