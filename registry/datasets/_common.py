@@ -11,10 +11,31 @@ from registry.errors import UserError
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Rows of a UTF-8 JSONL file (``.gz`` transparently)."""
+    """Rows of a UTF-8 JSONL file (``.gz`` transparently); a bad line is a UserError naming file:line."""
+    return [row for _, row in read_jsonl_numbered(path)]
+
+
+def read_jsonl_numbered(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """``(line number, row)`` for every non-blank line of a JSONL file (1-based, as an editor counts).
+
+    A line that is not a JSON object raises a UserError naming ``file:line``.
+    """
     opener = gzip.open if str(path).endswith(".gz") else open
+    out: list[tuple[int, dict[str, Any]]] = []
     with opener(path, "rt", encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+        for number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise UserError(f"{path}:{number}: not valid JSON ({exc.msg} at column {exc.colno}); "
+                                "fix: make every line of the file one JSON object") from None
+            if not isinstance(row, dict):
+                raise UserError(f"{path}:{number}: a JSON {type(row).__name__}, not an object; "
+                                "fix: make every line of the file one JSON object") from None
+            out.append((number, row))
+    return out
 
 
 def did_you_mean(name: str, options: Iterable[str]) -> str:
