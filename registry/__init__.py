@@ -53,6 +53,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "registry.metrics.roc_auc",
     "registry.metrics.calibration",
     "registry.metrics.cid",
+    "registry.metrics.hans_accuracy",
     "registry.optimizers.adamw",
     "registry.optimizers.schedulers",
 )
