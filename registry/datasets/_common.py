@@ -53,25 +53,30 @@ def infer_names(values: Iterable[Any]) -> list[str]:
     return sorted(str(v) for v in distinct)
 
 
-def to_ids(values: Sequence[Any], names: list[str], *, file: str, setting: str, allow_missing: bool) -> list[int]:
+def to_ids(values: Sequence[Any], names: list[str], *, file: str, setting: str, allow_missing: bool,
+           first_line: int | None = None) -> list[int]:
     """Map raw labels (strings, ints or bools) to indices into ``names``.
 
     An int is taken as an index (it must be in range); a string must be one of ``names``.
-    ``None`` (and -1) become -1 when ``allow_missing``.
+    ``None`` (and -1) become -1 when ``allow_missing``.  With ``first_line`` (the file line of
+    row 0: 1 for JSONL, 2 for CSV with a header) a bad value is reported as ``file:line``.
     """
     index = {n: i for i, n in enumerate(names)}
     out: list[int] = []
-    for v in values:
+    where = file
+    for row, v in enumerate(values):
+        if first_line is not None:
+            where = f"{file}:{first_line + row}"
         if v is None or (isinstance(v, float) and v != v):
             if not allow_missing:
-                raise UserError(f"{file}: a row has no value for the column mapped by {setting}; fix: fill it in or map another column")
+                raise UserError(f"{where}: a row has no value for the column mapped by {setting}; fix: fill it in or map another column")
             out.append(-1)
             continue
         if isinstance(v, (bool, int)) or (isinstance(v, float) and v.is_integer()):
             i = int(v)
             if not (-1 if allow_missing else 0) <= i < len(names):
                 raise UserError(
-                    f"{file}: value {i} of the column mapped by {setting} is outside 0..{len(names) - 1} "
+                    f"{where}: value {i} of the column mapped by {setting} is outside 0..{len(names) - 1} "
                     f"(names: {names}); fix: correct the names list or the data"
                 )
             out.append(i)
@@ -81,7 +86,7 @@ def to_ids(values: Sequence[Any], names: list[str], *, file: str, setting: str, 
             out.append(index[s])
         else:
             raise UserError(
-                f"{file}: value {s!r} of the column mapped by {setting} is not one of {names}"
+                f"{where}: value {s!r} of the column mapped by {setting} is not one of {names}"
                 f"{did_you_mean(s, names)}; fix: add it to the names list or correct the data"
             )
     return out
