@@ -38,12 +38,13 @@ class NLIParams(StrictParams):
     """Params every NLI dataset has."""
 
     train_size: int | None = Field(None, ge=1, description="rows drawn (seeded, without replacement) from the training split; null = all")
-    eval_size: int | None = Field(None, ge=1, description="rows drawn from each evaluation split (dev/test); null = all")
+    eval_size: int | None = Field(None, ge=1, description="rows drawn from each other split (dev, test, ...; HANS has hans_size); null = all")
     subsample_seed: int = Field(2021, description="seed of the subsampling (fixed across run seeds, like textlen's build_seed)")
     confound: Literal["none", "lexical_overlap", "negation"] = Field(
         "none",
         description="computed confound column: 'lexical_overlap' = every hypothesis word occurs in the premise "
-        "(McCoy et al. 2019); 'negation' = the hypothesis has a negation word (no, not, never, n't, ...); 'none'",
+        "(McCoy et al. 2019); 'negation' = a hypothesis word is no, not, never, nobody, nothing, none, nowhere, neither, "
+        "nor, cannot or ends in n't; 'none'. Words: lower-cased runs of letters/digits, punctuation dropped",
     )
 
 

@@ -13,9 +13,8 @@ from registry.types import DatasetBundle
 
 @register("dataset", "hans")
 class HANS(DatasetComponent):
-    summary = ("HANS (regenerated from the templates): 30,000 pairs, one split 'evaluation', gold entailment / "
-               "non-entailment, meta columns heuristic and subcase; a 3-class model's outputs are collapsed")
-    paper = "McCoy, Pavlick & Linzen 2019, Right for the Wrong Reasons (HANS)"
+    summary = "HANS evaluation set (30,000 pairs, split 'evaluation'): entailment vs non-entailment, per heuristic and subcase"
+    paper = "McCoy, Pavlick & Linzen 2019, Right for the Wrong Reasons (HANS); regenerated from its templates (see the data README)"
     equation = "P(non-entailment) = P(neutral) + P(contradiction); heuristics lexical_overlap, subsequence, constituent"
 
     class Params(_nli.NLIParams):

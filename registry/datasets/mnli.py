@@ -14,9 +14,9 @@ FILES = {"train_subset": "mnli/train_subset.jsonl", "dev_subset": "mnli/dev_subs
 
 @register("dataset", "mnli")
 class MNLI(DatasetComponent):
-    summary = ("MultiNLI sentence pairs, 3 classes; splits train_subset (8,999), dev_subset (1,000, for model "
-               "selection), dev_matched (9,815, the test) and, with hans: true, HANS scored entailment vs non-entailment")
-    paper = "Williams et al. 2018 (MultiNLI); McCoy et al. 2019 (HANS): BERT trained on MNLI fails HANS non-entailment"
+    summary = "MultiNLI pairs, 3 classes: train_subset (8,999), dev_subset (1,000), dev_matched (9,815); plus HANS as split 'hans'"
+    paper = ("Williams et al. 2018 (MultiNLI); McCoy et al. 2019 (HANS); Zylberajch et al. 2021 (HILDIF), Fig. 1c. "
+             "dev_subset is drawn from MNLI train (model selection), dev_matched is the test")
     equation = ("labels 0 entailment, 1 neutral, 2 contradiction; on 'hans' the model's 3 classes are collapsed to "
                 "log P(entailment), log P(neutral or contradiction)")
 

@@ -13,9 +13,8 @@ FILES = {"train_subset": "snli/train_subset.jsonl", "dev": "snli/dev.jsonl", "te
 
 @register("dataset", "snli")
 class SNLI(DatasetComponent):
-    summary = ("SNLI sentence pairs (premise, hypothesis), 3 classes; splits train_subset (8,999), dev, test "
-               "and, with hans: true, the HANS evaluation set scored entailment vs non-entailment")
-    paper = "Bowman et al. 2015 (SNLI); McCoy et al. 2019 (HANS); Han et al. 2020 / HILDIF evaluate on both"
+    summary = "SNLI premise/hypothesis pairs, 3 classes: train_subset (8,999), dev, test; plus HANS as split 'hans'"
+    paper = "Bowman et al. 2015 (SNLI); McCoy et al. 2019 (HANS)"
     equation = ("labels 0 entailment, 1 neutral, 2 contradiction; on 'hans' the model's 3 classes are collapsed to "
                 "log P(entailment), log P(neutral or contradiction)")
 

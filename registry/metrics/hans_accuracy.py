@@ -14,10 +14,10 @@ HEURISTICS = ("lexical_overlap", "subsequence", "constituent")
 
 @register("metric", "hans_accuracy")
 class HansAccuracy(Metric):
-    summary = ("Accuracy (percent) per HANS heuristic x gold label, keys <heuristic>/<label> "
-               "(e.g. hans/lexical_overlap/non-entailment), plus all/<label>; empty on a split without a 'heuristic' column")
+    summary = "Accuracy per HANS heuristic x gold label (hans/lexical_overlap/non-entailment, ...), in percent"
     paper = "McCoy et al. 2019 (HANS), Table/Figure 1; Zylberajch et al. 2021 (HILDIF), Figure 1c"
-    equation = "acc(h, y) = 100 * mean_{i: heuristic_i = h, y_i = y} [argmax_c z_ic == y]"
+    equation = ("acc(h, y) = 100 * mean_{i: heuristic_i = h, y_i = y} [argmax_c z_ic == y], keys <heuristic>/<label> "
+                "and all/<label>; nothing on a split without a 'heuristic' meta column")
 
     def compute(self, preds: Predictions) -> dict[str, float]:
         heuristic = preds.meta.get("heuristic")
