@@ -53,7 +53,7 @@ class WithHansParams(NLIParams):
 
     hans: bool = Field(True, description="add the HANS evaluation set as a split named 'hans' (scored entailment vs non-entailment)")
     hans_size: int | None = Field(
-        None, ge=30, description="rows drawn from HANS, stratified: the same number from each of its 30 (heuristic, subcase) cells; null = all 30,000"
+        None, ge=30, description="rows drawn from HANS, stratified: hans_size // 30 from each of its 30 (heuristic, subcase) cells (seeded); null = all 30,000"
     )
 
 
