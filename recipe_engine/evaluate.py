@@ -81,8 +81,16 @@ def predictions(
     """``predict`` plus the split's labels, confound (``None`` if absent) and meta columns.
 
     ``meta``, ``confound_names`` and ``confound_column`` default to those of ``data`` (an
-    ``EncodedSplit`` has them from its split)."""
+    ``EncodedSplit`` has them from its split).  A split with ``label_groups`` (HANS: entailment
+    vs neutral + contradiction) is scored on its own classes: the logits become the groups'
+    log-probabilities, ``logsumexp`` of the model's log-softmax over each group (so softmax of
+    them is the summed, still calibrated, probability), and the label names are the split's."""
     logits = predict(model, data, batch_size, device, autocast_dtype)
+    groups = getattr(data, "label_groups", None)
+    if groups:
+        logp = torch.log_softmax(logits.double(), dim=-1)
+        logits = torch.stack([torch.logsumexp(logp[:, g], dim=-1) for g in groups], dim=-1).to(logits.dtype)
+        label_names = getattr(data, "label_names", None) or [str(k) for k in range(len(groups))]
     confound = getattr(data, "confound", None)
     if confound_names is None:
         confound_names = getattr(data, "confound_names", None)
@@ -95,6 +103,7 @@ def predictions(
         label_names=list(label_names or []),
         confound_names=list(confound_names or []),
         confound_column=confound_column if confound_column is not None else getattr(data, "confound_column", None),
+        label_groups=[list(g) for g in groups] if groups else None,
     )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import os
 import random
+import sys
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -37,7 +38,7 @@ from recipe_engine.schema import Recipe
 from recipe_engine.stop_signals import StopRequests
 from registry._lib.per_example import eval_mode
 from registry.base import Objective
-from registry.data import EncodedSplit, confound_visibility, encode_split
+from registry.data import EncodedSplit, confound_visibility, encode_split, truncation_note
 from registry.types import Batch, DatasetBundle, ObjectiveContext
 
 __all__ = ["Interrupted", "SeedResult", "train_seed", "evaluate_model", "pick_device", "epoch_order", "train_batches"]
@@ -184,6 +185,8 @@ def setup(recipe: Recipe, bundle: DatasetBundle, seed: int, device: torch.device
     visible = confound_visibility(train_confound, recipe.data.confound_access, torch.Generator().manual_seed(seed))
     train = encode_split(train_split, model.tokenizer, recipe.data.max_length, visible)
     evals = {name: encode_split(bundle.splits[name], model.tokenizer, recipe.data.max_length) for name in recipe.evaluation.splits}
+    for note in filter(None, map(truncation_note, [train, *evals.values()])):  # the dataset's notes: runner
+        print(f"data: {note}", file=sys.stderr)
     num_confounds = len(bundle.confound_names or []) or int(train_confound.max().item()) + 1
     ctx = ObjectiveContext(model=model, train=train, num_labels=num_labels, num_confounds=max(num_confounds, 1),
                            device=device, generator=torch.Generator().manual_seed(seed + 1),

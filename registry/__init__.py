@@ -42,6 +42,9 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "registry.datasets.msgs",
     "registry.datasets.files",
     "registry.datasets.snips",
+    "registry.datasets.snli",
+    "registry.datasets.mnli",
+    "registry.datasets.hans",
     "registry.objectives.cross_entropy",
     "registry.objectives.influence_tuning",
     "registry.objectives.embedding_tuning",
@@ -58,6 +61,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "registry.metrics.calibration",
     "registry.metrics.cid",
     "registry.metrics.attribution_variance",
+    "registry.metrics.hans_accuracy",
     "registry.optimizers.adamw",
     "registry.optimizers.schedulers",
 )

@@ -35,6 +35,11 @@ class EncodedSplit:
         rationale: torch.Tensor | None = None,
         confound_names: list[str] | None = None,
         confound_column: str | None = None,
+        label_groups: list[list[int]] | None = None,
+        label_names: list[str] | None = None,
+        truncated: int = 0,
+        max_length: int | None = None,
+        pairs: bool = False,
     ) -> None:
         n = labels.shape[0]
         for what, t in (("input_ids", input_ids), ("confound", confound), ("confound_visible", confound_visible)):
@@ -46,6 +51,11 @@ class EncodedSplit:
         self.rationale = rationale
         self.confound_names, self.confound_column = confound_names, confound_column  # for metric keys
         self.lengths = attention_mask.sum(1)
+        #: the split's own classes (``Split.label_groups``): evaluation collapses the logits to them
+        self.label_groups, self.label_names = label_groups, label_names
+        #: how many rows were longer than ``max_length`` tokens and were cut
+        self.truncated, self.max_length = truncated, max_length
+        self.pairs = pairs  # rows are (text, text_pair)
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -86,7 +96,9 @@ class EncodedSplit:
 
 def encode_split(split: Split, tokenizer, max_length: int, confound_visible: torch.Tensor | None = None) -> EncodedSplit:
     """Tokenise ``split`` once.  ``confound_visible`` defaults to "every known confound"
-    (confound access 1.0); a word-level rationale becomes a token-level float mask."""
+    (confound access 1.0); a word-level rationale becomes a token-level float mask.  Rows
+    longer than ``max_length`` are truncated (pairs: longest side first) and counted in
+    ``EncodedSplit.truncated``; ``truncation_note`` words that count."""
     n = len(split)
     labels = torch.tensor(split.label, dtype=torch.long).reshape(n)
     confound = torch.tensor(split.confound if split.confound is not None else [MISSING_CONFOUND] * n, dtype=torch.long).reshape(n)
@@ -95,7 +107,8 @@ def encode_split(split: Split, tokenizer, max_length: int, confound_visible: tor
         empty = torch.zeros(0, 0, dtype=torch.long)
         rat = torch.zeros(0, 0) if split.rationale is not None else None
         return EncodedSplit(split.name, [], empty, empty, labels, confound, visible, empty.clone(), rat,
-                            split.confound_names, split.confound_column)
+                            split.confound_names, split.confound_column, split.label_groups, split.label_names,
+                            0, max_length)
     want_offsets = split.rationale is not None
     enc = tokenizer(
         split.text,
@@ -108,6 +121,9 @@ def encode_split(split: Split, tokenizer, max_length: int, confound_visible: tor
         return_offsets_mapping=want_offsets,
     )
     rationale = _token_rationale(split, enc) if want_offsets else None
+    # one token past the limit is enough to tell which rows were cut
+    longer = tokenizer(split.text, split.text_pair, truncation=True, max_length=max_length + 1)["input_ids"]
+    truncated = sum(len(row) > max_length for row in longer)
     return EncodedSplit(
         name=split.name,
         ids=list(split.ids),
@@ -120,7 +136,20 @@ def encode_split(split: Split, tokenizer, max_length: int, confound_visible: tor
         rationale=rationale,
         confound_names=split.confound_names,
         confound_column=split.confound_column,
+        label_groups=split.label_groups,
+        label_names=split.label_names,
+        truncated=truncated,
+        max_length=max_length,
+        pairs=split.text_pair is not None,
     )
+
+
+def truncation_note(data: EncodedSplit) -> str | None:
+    """``"dev: 12 of 9,842 pairs truncated to 128 tokens"``, or None when nothing was cut."""
+    if not getattr(data, "truncated", 0):
+        return None
+    unit = "pairs" if getattr(data, "pairs", False) else "rows"
+    return f"{data.name}: {data.truncated:,} of {len(data):,} {unit} truncated to {data.max_length} tokens"
 
 
 def _word_of_char(s: str) -> np.ndarray:

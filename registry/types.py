@@ -35,6 +35,12 @@ class Split:
     #: metric keys use them; ``DatasetBundle`` fills them in from its own
     confound_names: list[str] | None = None
     confound_column: str | None = None
+    #: a split scored on coarser classes than the model's: ``label_groups[k]`` lists the model
+    #: classes that make this split's class ``k`` (HANS: ``[[0], [1, 2]]``, entailment vs
+    #: neutral + contradiction); ``label`` then indexes ``label_names`` (this split's own names).
+    #: Evaluation collapses the model's logits to log P(group) before any metric sees them.
+    label_groups: list[list[int]] | None = None
+    label_names: list[str] | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -49,8 +55,8 @@ class DatasetBundle:
     files: list[Path] = field(default_factory=list)
     #: what the confound is, e.g. ``prefix`` (TextLen) or the source column a ``files`` dataset maps
     confound_column: str | None = None
-    #: facts about the data a user should see before training (e.g. how many examples have no
-    #: rationale); ``run`` prints them
+    #: one line per thing worth telling the user about the data (e.g. rows dropped for having
+    #: no gold label, examples without a rationale); ``run`` prints them once
     notes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -175,4 +181,6 @@ class Predictions:
     label_names: list[str] = field(default_factory=list)
     confound_names: list[str] = field(default_factory=list)  # empty: unknown, keys use the index
     confound_column: str | None = None  # e.g. "prefix"
+    #: the split's label groups, when ``logits`` were collapsed to them (``Split.label_groups``)
+    label_groups: list[list[int]] | None = None
 

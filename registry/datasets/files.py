@@ -76,11 +76,13 @@ class Files(DatasetComponent):
         files: list[Path] = []
         raw: dict[str, dict[str, Any]] = {}
         where: dict[str, str] = {}
+        first_line: dict[str, int | None] = {}
         for split, source in p.splits.items():
             if p.path is not None:
                 file = self._local_file(Path(data_root), split, source)
                 files.append(file)
                 ds, where[split] = self._read_local(file), str(file)
+                first_line[split] = _first_line_of(file, p.format)
             else:
                 ds, where[split] = self._read_hub(source), f"hub dataset {p.hub!r} split {source!r}"
             raw[split] = self._columns_of(ds, where[split])
@@ -91,7 +93,7 @@ class Files(DatasetComponent):
             confound_names = p.confound_names or infer_names(
                 v for r in raw.values() for v in r["confound"] if v != -1
             )
-        splits = {s: self._to_split(s, raw[s], where[s], label_names, confound_names) for s in p.splits}
+        splits = {s: self._to_split(s, raw[s], where[s], label_names, confound_names, first_line.get(s)) for s in p.splits}
         column = p.columns.get("confound")
         return DatasetBundle(splits=splits, label_names=label_names, confound_names=confound_names, files=files,
                              confound_column=column if isinstance(column, str) else None)
@@ -173,17 +175,20 @@ class Files(DatasetComponent):
         out["label_feature_names"] = _feature_names(ds, p.columns["label"])
         return out
 
-    def _to_split(self, name: str, raw: dict[str, Any], where: str, label_names: list[str], confound_names: list[str] | None) -> Split:
+    def _to_split(self, name: str, raw: dict[str, Any], where: str, label_names: list[str], confound_names: list[str] | None,
+                  first_line: int | None = None) -> Split:
         n = raw["n"]
         text = [_text(v) for v in raw["text"]]
         pair = [_text(v) for v in raw["text_pair"]] if "text_pair" in raw else None
         ids = raw["id"] or [f"{name}-{i}" for i in range(n)]
-        label = to_ids(raw["label"], label_names, file=where, setting="data.params.columns.label (names: data.params.label_names)", allow_missing=False)
+        label = to_ids(raw["label"], label_names, file=where, setting="data.params.columns.label (names: data.params.label_names)", allow_missing=False,
+                        first_line=first_line)
         confound = None
         if confound_names is not None:
             confound = to_ids(
                 raw["confound"], confound_names, file=where,
                 setting="data.params.columns.confound (names: data.params.confound_names)", allow_missing=True,
+                first_line=first_line,
             )
         rationale = None
         if "rationale" in raw:
@@ -219,6 +224,17 @@ def _rationale(values: list[Any], text: list[str], pair: list[str] | None, ids: 
             )
         out.append([int(bool(v)) for v in mask])
     return out
+
+
+def _first_line_of(file: Path, fmt: str) -> int | None:
+    """The file line of row 0, for ``file:line`` in errors: 1 for JSONL, 2 for CSV/TSV (a header), else None."""
+    suffixes = [x.lower() for x in file.suffixes if x != ".gz"]
+    suffix = suffixes[-1] if suffixes else ""
+    if suffix == ".jsonl" and fmt in ("auto", "json"):
+        return 1
+    if suffix in (".csv", ".tsv") and fmt in ("auto", "csv"):
+        return 2
+    return None
 
 
 def _feature_names(ds, column: str) -> list[str] | None:

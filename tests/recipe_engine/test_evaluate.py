@@ -117,3 +117,49 @@ def test_results_table_groups_by_split():
     assert lines[2].split() == ["test", "accuracy", "81.00", "±", "1.41", "2"]
     only = results_table(agg, keys=["accuracy"]).splitlines()
     assert len(only) == 4 and "dev" in only[3]
+
+
+class FixedLogits(nn.Module):
+    """Logits looked up per token id 0..3 (first token), 3 classes."""
+
+    table = torch.tensor([[2.0, 1.0, 0.5], [0.0, 1.0, 1.5], [1.0, 0.9, 0.9], [-1.0, 3.0, -2.0]])
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None):
+        logits = self.table[input_ids[:, 0]]
+        return ClassifierOutput(logits=logits, pooled=logits)
+
+
+class GroupedData(ReversedData):
+    """Four rows scored entailment (0) vs non-entailment (1 = neutral + contradiction), HANS-style."""
+
+    label_groups = [[0], [1, 2]]
+    label_names = ["entailment", "non-entailment"]
+    meta = {"heuristic": ["lexical_overlap", "lexical_overlap", "subsequence", "constituent"]}
+
+    def __init__(self):
+        self.input_ids = torch.arange(4)[:, None].repeat(1, 4)
+        self.labels = torch.tensor([0, 1, 0, 1])
+        self.confound = None
+
+
+def test_label_groups_collapse_to_group_log_probabilities():
+    from registry.metrics.calibration import Calibration
+    from registry.metrics.hans_accuracy import HansAccuracy
+    from registry.metrics.roc_auc import RocAuc
+
+    data = GroupedData()
+    preds = predictions(FixedLogits(), data, "hans", batch_size=3, device="cpu",
+                        label_names=["entailment", "neutral", "contradiction"])
+    p3 = FixedLogits.table.double().softmax(-1)
+    expected = torch.stack([p3[:, 0], p3[:, 1] + p3[:, 2]], dim=-1)
+    assert preds.logits.shape == (4, 2) and preds.label_groups == [[0], [1, 2]]
+    torch.testing.assert_close(preds.logits.double().exp(), expected, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(preds.logits.softmax(-1).double(), expected, rtol=1e-6, atol=1e-6)
+    assert preds.label_names == ["entailment", "non-entailment"]
+    # row 2: 3-way argmax is entailment (1.0 > 0.9) but P(non-entailment) = 0.62 wins after the collapse
+    assert preds.logits.argmax(-1).tolist() == [0, 1, 1, 1]
+    out = evaluate_predictions(preds, [Accuracy(), RocAuc(), Calibration(), HansAccuracy()])
+    assert out["hans/accuracy"] == 75.0
+    assert out["hans/lexical_overlap/entailment"] == 100.0 and out["hans/subsequence/entailment"] == 0.0
+    assert out["hans/constituent/non-entailment"] == 100.0
+    assert any(k.startswith("hans/roc_auc") for k in out) and any("ece" in k for k in out)

@@ -128,3 +128,21 @@ def test_splits_and_encoded_splits_carry_the_bundles_confound_names(tok):
     assert (own.confound_names, own.confound_column) == (["p", "q"], "own")  # a split's own are kept
     enc = encode_split(train, tok, max_length=6)
     assert (enc.confound_names, enc.confound_column) == (["Negative.", "Positive."], "prefix")
+
+
+def test_truncated_rows_are_counted(tok):
+    from registry.data import truncation_note
+
+    split = _split(n=7, pair=True)  # row i: i + 1 words, then "pair i": [CLS] + i+1 + [SEP] + 2 + [SEP] = i + 6 tokens
+    enc = encode_split(split, tok, max_length=9)
+    assert enc.truncated == 3 and enc.max_length == 9 and enc.input_ids.shape[1] == 9  # rows 4, 5, 6
+    assert truncation_note(enc) == "train: 3 of 7 pairs truncated to 9 tokens"
+    assert truncation_note(encode_split(split, tok, max_length=64)) is None
+    assert encode_split(_split(n=3), tok, max_length=4).truncated == 1  # "word word word" -> 5 tokens
+
+
+def test_label_groups_reach_the_encoded_split(tok):
+    split = _split(n=3)
+    split.label_groups, split.label_names = [[0], [1, 2]], ["entailment", "non-entailment"]
+    enc = encode_split(split, tok, max_length=8)
+    assert enc.label_groups == [[0], [1, 2]] and enc.label_names == ["entailment", "non-entailment"]

@@ -189,3 +189,22 @@ def test_esnli_highlights_end_to_end(shared_root):
     assert tok.convert_ids_to_tokens(marked.tolist()) == ["training", "his", "horse"]
     n_marked_words = sum(sum(r) for r in split.rationale)
     assert n_marked_words == 4246  # README: 4,246 of 20,793 tokens highlighted
+
+
+def test_pair_dataset_missing_its_second_text_column(tmp_path):
+    _write_jsonl(tmp_path / "nli")
+    with pytest.raises(UserError) as err:
+        registry.build("dataset", "files", _params(columns={"text": "premise", "text_pair": "hypotesis", "label": "gold"})).load(tmp_path)
+    msg = str(err.value)
+    assert msg.startswith(str(tmp_path / "nli" / "train.jsonl") + ": column 'hypotesis' not found (set by data.params.columns.text_pair)")
+    assert "did you mean 'hypothesis'?" in msg
+
+
+def test_label_outside_the_declared_names_gives_file_line_and_value(tmp_path):
+    folder = _write_jsonl(tmp_path / "nli")
+    with pytest.raises(UserError) as err:
+        registry.build("dataset", "files", _params(label_names=["entailment", "neutral"])).load(tmp_path)
+    bad = [i for i, r in enumerate(ROWS["train"]) if r["gold"] not in ("entailment", "neutral")][0]
+    assert str(err.value).startswith(
+        f"{folder / 'train.jsonl'}:{bad + 1}: value {ROWS['train'][bad]['gold']!r} of the column mapped by data.params.columns.label"
+    )
