@@ -43,15 +43,22 @@ def order_keys(keys: Iterable[str]) -> list[str]:
 
 #: metrics reported in percent: always shown with 2 decimals
 PERCENT_METRICS = ("accuracy", "worst_group", "aligned", "conflicting", "gap", "ece")
+#: metric names under these prefixes are percentages too (group_accuracy, class_accuracy, hans_accuracy)
+PERCENT_PREFIXES = ("group/", "accuracy/", "all/", "lexical_overlap/", "subsequence/", "constituent/")
 
 
 def decimals(key: str, value: float | None) -> int:
-    """2 decimals for percentages (``PERCENT_METRICS``, ``group/...``) and other values of
-    magnitude >= 1; 4 for the rest (AUC, NLL, Brier...)."""
+    """2 decimals for percentages (``PERCENT_METRICS`` and the per-group, per-class and HANS
+    per-heuristic accuracies) and other values of magnitude >= 1; 4 for the rest (AUC, NLL,
+    Brier...), or 3 significant digits for values under 0.001 (e.g. attribution variances)."""
     metric = _split_metric(key)[1]
-    if metric in PERCENT_METRICS or metric.startswith("group/"):
+    if metric in PERCENT_METRICS or metric.startswith(PERCENT_PREFIXES):
         return 2
-    return 2 if value is not None and math.isfinite(value) and abs(value) >= 1 else 4
+    if value is None or not math.isfinite(value) or value == 0:
+        return 4
+    if abs(value) >= 1:
+        return 2
+    return max(4, 2 - math.floor(math.log10(abs(value))))
 
 
 def fmt(value: float | None, places: int) -> str:
