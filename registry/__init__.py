@@ -47,6 +47,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "registry.objectives.embedding_tuning",
     "registry.objectives.adversarial",
     "registry.objectives.rationale_erasure",
+    "registry.objectives.rationale_extractor",
     "registry.metrics.accuracy",
     "registry.metrics.class_accuracy",
     "registry.metrics.group_accuracy",
