@@ -1,6 +1,6 @@
 """``rationale_extractor``: UIMER-DM, a DiffMask input gate trained in rounds with the
 classifier, whose expected gates are aligned with the gold rationale (Chen, Jiang & Tu 2024,
-§3.4; the gate from De Cao et al. 2020, DiffMask, §3).
+the extractor-based instance; the gate from De Cao et al. 2020, DiffMask).
 
 One objective with two roles that share ONE extractor module (the gate):
 
@@ -103,8 +103,8 @@ class RationaleGate(nn.Module):
 class RationaleExtractor(Objective):
     summary = ("UIMER-DM: a DiffMask input gate (role extractor: trains the gate, model frozen) whose expected gates "
                "are aligned with the rationale (role align: trains the model; add cross_entropy)")
-    paper = ("Chen, Jiang & Tu 2024, Using Interpretation Methods for Model Enhancement (UIMER), §3.4 (extractor-based); "
-             "De Cao et al. 2020, How do decisions emerge across layers in neural models? (DiffMask), §3")
+    paper = ("Chen, Jiang & Tu 2024, Using Interpretation Methods for Model Enhancement (UIMER), extractor-based "
+             "instance (UIMER-DM); De Cao et al. 2020, How do decisions emerge across layers in neural models? (DiffMask)")
     equation = ("extractor: L = 1/B sum_i alpha (KL(p(x_i) || p(x~_i)) - eps) + E[L0]_i, x~_t = z_t e_t + (1 - z_t) b, "
                 "z ~ HardConcrete(MLP(e_t), 0.2, [-0.2, 1]), alpha ascends (clamped to [0, 200]); "
                 "align: L = sum_i sum_{t in rationale} min(g_t / max(max_{t' not rationale} g_t', lower_bound) - 1, 0)^2, "
