@@ -170,6 +170,7 @@ class RationaleExtractor(Objective):
             return gate.to(device=ctx.device, dtype=emb.weight.dtype)
 
         self.gate: RationaleGate = ctx.shared(f"rationale_extractor.{p.extractor}", build)  # type: ignore[assignment]
+        self.gate.roles = getattr(self.gate, "roles", set()) | {p.role}
         mine = {k: getattr(p, k) for k in GATE_SETTINGS}
         differ = [f"{k}: {mine[k]} vs {self.gate.settings[k]}" for k in GATE_SETTINGS if mine[k] != self.gate.settings[k]]
         if differ:
@@ -222,6 +223,10 @@ class RationaleExtractor(Objective):
         if batch.rationale is None:
             raise UserError("objective rationale_extractor (role align): the batch has no rationale column; use a "
                             "dataset with rationales (e.g. snips)")
+        if "extractor" not in self.gate.roles:  # every term is bound before the first step
+            raise UserError(f"objective rationale_extractor (role align): no term with role extractor shares the "
+                            f"extractor {self.params.extractor!r}, so its gate never trains; add a phase with "
+                            f"{{name: rationale_extractor, params: {{role: extractor, extractor: {self.params.extractor}}}}}")
         gated = self._gated(batch)
         rat = (batch.rationale > 0) & gated
         other = gated & ~rat

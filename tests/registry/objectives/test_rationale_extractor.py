@@ -60,6 +60,8 @@ def _ctx(model, data, seed=0) -> ObjectiveContext:
 def _bind(ctx, **params) -> RationaleExtractor:
     obj = registry.build("objective", "rationale_extractor", {"gate_width": 1, **params})
     obj.bind(ctx)
+    if params.get("role") == "align":  # as if an extractor round shared the gate
+        obj.gate.roles.add("extractor")
     return obj
 
 
@@ -226,3 +228,14 @@ def test_validate_refuses_it_on_a_dataset_without_rationales(tmp_path, capsys):
     assert "Traceback" not in err and err.startswith(f"{path}:")
     assert ("objective 'rationale_extractor' requires a 'rationale' column, which dataset 'files' does not provide "
             "(it has: confound, label, text); use a dataset with one, or map one in data.params.columns.rationale") in err
+
+
+def test_align_without_an_extractor_term_is_a_user_error():
+    from registry.errors import UserError
+    model = OneDimModel(VALUES)
+    data = _split(ROWS, RATS, [1, 0, 1])
+    obj = registry.build("objective", "rationale_extractor", {"role": "align", "extractor": "lonely"})
+    obj.bind(_ctx(model, data))
+    with pytest.raises(UserError, match="no term with role extractor shares the extractor 'lonely', so its gate never "
+                                        "trains; add a phase with"):
+        obj.loss(model, data.batch(range(3)))
