@@ -127,3 +127,21 @@ def test_rounds_train_checkpoint_the_gate_once_and_resume_to_the_same_metrics(tm
     assert extract and all("rationale_extractor/kl" in x and "rationale_extractor/multiplier" in x for x in extract)
     assert model and all("align/used" in x and x["weight/align"] == 10.0 for x in model)
     assert any(x["align/skipped"] > 0 for x in model)  # every 5th example has no rationale
+
+
+def test_a_model_phase_trains_the_model_and_leaves_the_frozen_gate_unchanged(tmp_path):
+    recipe = resolve(_recipe(tmp_path)).recipe
+    run = setup(recipe, load_bundle(recipe, fresh=True), 5, torch.device("cpu"))
+    seg = run.timeline.segments[2]
+    assert seg.phase_id == "model" and seg.optimizer == "main"
+    terms = [(t, run.objectives[(seg.phase_id, t.id)]) for t in seg.terms]
+    run.model.train(segment_train_mode(terms))
+    model_before = {k: v.clone() for k, v in run.model.state_dict().items()}
+    gate_before = {k: v.clone() for k, v in run.extras.state_dict().items()}
+    stream = train_batches(run.train, recipe.data.batch_size, 5, {"epoch": 0, "batch": 0})
+    for step in range(seg.steps):
+        parts = term_losses(terms, run.model, next(stream), {}, step)
+        assert parts["align"].requires_grad
+        optimizer_step(run.optimizers[seg.optimizer], sum(parts.values()))
+    assert all(torch.equal(gate_before[k], v) for k, v in run.extras.state_dict().items())
+    assert not all(torch.equal(model_before[k], v) for k, v in run.model.state_dict().items())
