@@ -6,10 +6,11 @@ The offline MiniLM, the first 24 examples (the recipes' batch) of SNIPS 5-shot t
 of ``--repeats`` timings each. As in a run: CE and align in train mode, the extractor in eval
 mode (its phase holds only that term). The extractor step runs the frozen model twice (the
 original prediction without a graph, the masked one with a graph to the gate, no weight
-gradients); the align step is the gate MLP on the word embeddings (no encoder pass); the model
+gradients); the align step is the gate MLP on the word embeddings (no encoder pass; with
+``--gate-input with_last_layer`` also one eval-mode encoder pass with a graph); the model
 round's step is CE + align (``ce+align``).
 
-    OMP_WAIT_POLICY=PASSIVE python bench/rationale_extractor_step.py [--repeats 7]
+    OMP_WAIT_POLICY=PASSIVE python bench/rationale_extractor_step.py [--repeats 7] [--gate-input with_last_layer]
 
 The last line is a JSON object with the median times and the ratios to CE.
 """
@@ -37,6 +38,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--gate-input", default="word_embeddings", choices=["word_embeddings", "with_last_layer"])
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -48,8 +50,8 @@ def main() -> None:
     ctx = ObjectiveContext(model=model, train=train, num_labels=7, num_confounds=1, device=torch.device("cpu"),
                            generator=torch.Generator().manual_seed(1), batch_size=24)
     ce = registry.build("objective", "cross_entropy", {})
-    ext = registry.build("objective", "rationale_extractor", {"role": "extractor"})
-    align = registry.build("objective", "rationale_extractor", {"role": "align"})
+    ext = registry.build("objective", "rationale_extractor", {"role": "extractor", "gate_input": args.gate_input})
+    align = registry.build("objective", "rationale_extractor", {"role": "align", "gate_input": args.gate_input})
     for t in (ce, ext, align):
         t.bind(ctx)
     assert ext.gate is align.gate
@@ -85,7 +87,7 @@ def main() -> None:
     print(json.dumps({"ce_s": med["cross_entropy"], "extractor_s": med["extractor"], "align_s": med["align"],
                       "ce_align_s": med["ce+align"], "extractor_ratio": med["extractor"] / med["cross_entropy"],
                       "align_ratio": med["align"] / med["cross_entropy"],
-                      "ce_align_ratio": med["ce+align"] / med["cross_entropy"], "rows_with_rationale": rows,
+                      "ce_align_ratio": med["ce+align"] / med["cross_entropy"], "rows_with_rationale": rows, "gate_input": args.gate_input,
                       "threads": torch.get_num_threads(), "repeats": args.repeats}))
 
 

@@ -8,12 +8,16 @@ One objective with two roles that share ONE extractor module (the gate):
 
       L_ext = 1/B sum_i [ alpha (KL(p(.|x_i) || p(.|x~_i)) - eps) + E[L0]_i ],
       x~_t = z_t e_t + (1 - z_t) b,   z_t ~ HardConcrete(log_alpha_t, beta=0.2, (l, r)=(-0.2, 1.0)),
-      log_alpha_t = MLP(e_t),   E[L0]_i = mean over gated tokens t of P(z_t != 0),
+      log_alpha_t = MLP(e_t)  or  MLP([e_t; h_t]),   E[L0]_i = mean over gated tokens t of P(z_t != 0),
 
-  e_t the model's word embedding of token t (fed through ``inputs_embeds``), b a learned
-  placeholder initialised to the [MASK] embedding (z = 1 keeps the token). Simplification: the
-  gate is an MLP on the input word embeddings alone (DiffMask's input gate reads [h_0; h_l] of
-  a randomly drawn layer l, a cumulative product over layers); so it is context-free.
+  e_t the model's word embedding of token t (fed through ``inputs_embeds``), h_t the encoder's
+  last-layer state of the unmasked input (``gate_input: with_last_layer``), b a learned
+  placeholder initialised to the [MASK] embedding (z = 1 keeps the token). Simplification:
+  DiffMask's input gate has one MLP per layer l on [h_0; h_l] and multiplies the gates up to a
+  randomly drawn layer; here one MLP reads the word embedding alone (``word_embeddings``, the
+  default: context-free, and the alignment gradient reaches the model through the word
+  embeddings only) or with the last layer (``with_last_layer``: contextual, and the gradient
+  reaches the whole encoder, at the price of one more forward and backward in the model round).
   ``alpha`` is the Lagrange multiplier, trained by gradient ASCENT as in DiffMask (UIMER's port
   descends on it with the gate, which looks like a bug): it is a parameter of the gate module
   read through a gradient-reversal layer (``_lib.grl``), so the phase's ordinary descent
@@ -29,8 +33,9 @@ One objective with two roles that share ONE extractor module (the gate):
   g_t = P(z_t != 0) the expected (deterministic) gate value, R_i the rationale tokens and N_i
   the other gated tokens of example i. Each rationale gate must reach the largest other gate.
   Summed, not averaged, as the authors (``reduction: mean`` averages over the examples used).
-  The gate's weights are detached, so the gradient reaches the model (through the word
-  embeddings the gate reads) and never the gate. Examples without a rationale token (or
+  The gate's weights are detached, so the gradient reaches the model (through what the gate
+  reads) and never the gate. With ``with_last_layer`` the encoder pass that feeds the gate runs
+  in eval mode, as the extractor saw it (the authors' explainer pass calls ``bert.eval()``). Examples without a rationale token (or
   without another token) are skipped and counted (``skipped``). The term returns only this
   loss: a recipe adds ``cross_entropy`` to the same phase (UIMER: L_task + weight L_align).
   The authors' dropout quirk (BERT dropout off during DM model training) is not reproduced:
@@ -46,7 +51,7 @@ optimizer may select extra-module parameters).
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Literal
+from typing import Any, Callable, Iterable, Literal
 
 import torch
 import torch.nn.functional as F
@@ -57,24 +62,25 @@ from torch.func import functional_call
 from registry import StrictParams, register
 from registry._lib import hard_concrete as hc
 from registry._lib.grl import grad_reverse
+from registry._lib.per_example import eval_mode
 from registry._lib.precision import full_precision
 from registry.base import Objective
 from registry.errors import UserError
 from registry.types import Batch, Classifier, ObjectiveContext
 
 #: the gate's settings, which every term sharing one extractor must agree on
-GATE_SETTINGS = ("temperature", "stretch_left", "stretch_right", "gate_width", "gate_bias", "multiplier_init",
-                 "multiplier_max")
+GATE_SETTINGS = ("gate_input", "temperature", "stretch_left", "stretch_right", "gate_width", "gate_bias",
+                 "multiplier_init", "multiplier_max")
 
 
 class RationaleGate(nn.Module):
     """The extractor: an MLP from a word embedding to a hard-concrete location, the
     placeholder embedding and the Lagrange multiplier."""
 
-    def __init__(self, hidden: int, width: int, placeholder: torch.Tensor, *, temperature: float, left: float,
-                 right: float, bias: float, multiplier: float, multiplier_max: float):
+    def __init__(self, hidden: int, width: int, placeholder: torch.Tensor, width_in: int, *, temperature: float,
+                 left: float, right: float, bias: float, multiplier: float, multiplier_max: float):
         super().__init__()
-        self.mlp = nn.Sequential(nn.Linear(hidden, width), nn.Tanh(), nn.Linear(width, 1))
+        self.mlp = nn.Sequential(nn.Linear(width_in, width), nn.Tanh(), nn.Linear(width, 1))
         with torch.no_grad():
             self.mlp[-1].bias.fill_(bias)  # DiffMask: start with every gate (almost surely) open
         self.placeholder = nn.Parameter(placeholder.detach().clone().reshape(hidden))
@@ -82,7 +88,8 @@ class RationaleGate(nn.Module):
         self.temperature, self.left, self.right, self.multiplier_max = temperature, left, right, multiplier_max
 
     def log_alpha(self, embeds: torch.Tensor, frozen: bool = False) -> torch.Tensor:
-        """(B, T) locations; ``frozen``: the MLP's weights are detached (no gradient to the gate)."""
+        """(B, T) locations from the (B, T, width_in) gate inputs; ``frozen``: the MLP's weights
+        are detached (no gradient to the gate)."""
         if frozen:
             params = {n: p.detach() for n, p in self.mlp.named_parameters()}
             return functional_call(self.mlp, params, (embeds,)).squeeze(-1)
@@ -97,6 +104,26 @@ class RationaleGate(nn.Module):
         with torch.no_grad():
             self.multiplier.clamp_(0.0, self.multiplier_max)
         return self.multiplier
+
+
+def last_layer(model: Classifier, run: Callable[[], torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``run()`` (a forward of ``model``) and the (B, T, H) output of ``model.encoder`` in it,
+    read by a forward hook (a Hugging Face encoder returns the last layer first); None when the
+    model has no ``encoder`` module."""
+    encoder = getattr(model, "encoder", None)
+    if not isinstance(encoder, nn.Module):
+        return run(), None
+    seen: list[torch.Tensor] = []
+
+    def hook(module: nn.Module, args: Any, out: Any) -> None:
+        seen.append(out if isinstance(out, torch.Tensor) else out[0])
+
+    handle = encoder.register_forward_hook(hook)
+    try:
+        out = run()
+    finally:
+        handle.remove()
+    return out, (seen[-1] if seen else None)
 
 
 @register("objective", "rationale_extractor")
@@ -117,6 +144,10 @@ class RationaleExtractor(Objective):
             "align: the alignment loss of the frozen gate's expected values (trains the model)")
         extractor: str = Field("extractor", min_length=1, description="name of the shared extractor: terms with the "
                                "same name, in any phase, use one gate module (trained and checkpointed once)")
+        gate_input: Literal["word_embeddings", "with_last_layer"] = Field(
+            "word_embeddings", description="what the gate MLP reads per token: the word embedding e_t, or [e_t; h_t] "
+            "with h_t the encoder's last-layer state (DiffMask's [h_0; h_l] for one layer; costs one more encoder "
+            "pass with a graph in the model round)")
         eps: float = Field(0.1, ge=0.0, allow_inf_nan=False, description="extractor: the KL budget eps of "
                            "alpha (KL - eps) (DiffMask/UIMER: 0.1)")
         temperature: float = Field(0.2, gt=0.0, allow_inf_nan=False, description="hard-concrete temperature beta "
@@ -160,10 +191,14 @@ class RationaleExtractor(Objective):
         self._special = torch.tensor(sorted(set(getattr(tok, "all_special_ids", None) or [])), dtype=torch.long,
                                      device=ctx.device)
         mask_id = getattr(tok, "mask_token_id", None)
+        if p.gate_input == "with_last_layer" and not isinstance(getattr(model, "encoder", None), nn.Module):
+            raise UserError("objective rationale_extractor: gate_input: with_last_layer reads the model's encoder, and "
+                            "this model has no `encoder` module; fix: use gate_input: word_embeddings")
 
         def build() -> RationaleGate:
             init = emb.weight[mask_id] if mask_id is not None else torch.zeros_like(emb.weight[0])
-            gate = RationaleGate(emb.embedding_dim, p.gate_width or max(emb.embedding_dim // 4, 1), init,
+            width_in = emb.embedding_dim + (model.hidden_size if p.gate_input == "with_last_layer" else 0)
+            gate = RationaleGate(emb.embedding_dim, p.gate_width or max(emb.embedding_dim // 4, 1), init, width_in,
                                  temperature=p.temperature, left=p.stretch_left, right=p.stretch_right, bias=p.gate_bias,
                                  multiplier=p.multiplier_init, multiplier_max=p.multiplier_max)
             gate.settings = {k: getattr(p, k) for k in GATE_SETTINGS}
@@ -183,6 +218,12 @@ class RationaleExtractor(Objective):
         (the frozen gate gets no gradient, so no update either)."""
         return list(self.gate.parameters()) if self.params.role == "extractor" else None
 
+    def _gate_input(self, embeds: torch.Tensor, last: torch.Tensor | None) -> torch.Tensor:
+        """What the gate reads: e_t, or [e_t; h_t]."""
+        if self.params.gate_input == "with_last_layer":
+            return torch.cat([embeds, last.to(embeds.dtype)], -1)
+        return embeds
+
     def _gated(self, batch: Batch) -> torch.Tensor:
         """(B, T) bool: real, non-special tokens."""
         ids = batch.input_ids
@@ -197,10 +238,11 @@ class RationaleExtractor(Objective):
         frozen = {n: p.detach() for n, p in model.named_parameters()}
         call = lambda **kw: functional_call(model, frozen, args=(), kwargs=kw).logits  # noqa: E731
         with torch.no_grad():
-            log_p = F.log_softmax(full_precision(call(**inputs)), -1)
+            logits, last = last_layer(model, lambda: call(**inputs))
+            log_p = F.log_softmax(full_precision(logits), -1)
         embeds = model.input_embeddings()(batch.input_ids).detach()
         gated = self._gated(batch)
-        log_alpha = gate.log_alpha(embeds)
+        log_alpha = gate.log_alpha(self._gate_input(embeds, last))
         z = hc.sample(log_alpha, hc.uniforms(tuple(log_alpha.shape), self.ctx.generator, log_alpha),
                       gate.temperature, gate.left, gate.right)
         z = torch.where(gated, z, torch.ones_like(z))
@@ -231,7 +273,12 @@ class RationaleExtractor(Objective):
         rat = (batch.rationale > 0) & gated
         other = gated & ~rat
         used = rat.any(-1) & other.any(-1)
-        g = full_precision(self.gate.expected(self.gate.log_alpha(model.input_embeddings()(batch.input_ids), frozen=True)))
+        embeds = model.input_embeddings()(batch.input_ids)
+        last = None
+        if self.params.gate_input == "with_last_layer":
+            with eval_mode(model):
+                last = last_layer(model, lambda: model(**batch.model_inputs()).logits)[1]
+        g = full_precision(self.gate.expected(self.gate.log_alpha(self._gate_input(embeds, last), frozen=True)))
         top = g.masked_fill(~other, float("-inf")).amax(-1).clamp_min(self.params.lower_bound)
         per_token = torch.clamp(g / top.unsqueeze(-1) - 1.0, max=0.0).square() * (rat & used.unsqueeze(-1))
         loss = per_token.sum()

@@ -239,3 +239,53 @@ def test_align_without_an_extractor_term_is_a_user_error():
     with pytest.raises(UserError, match="no term with role extractor shares the extractor 'lonely', so its gate never "
                                         "trains; add a phase with"):
         obj.loss(model, data.batch(range(3)))
+
+
+def _bert_case():
+    from registry.models.classifier import additive_mask
+    from tests.registry._lib.fakes import FakeEncodedData, tiny_classifier
+
+    model = tiny_classifier()
+    model.tokenizer = TOK
+    data = FakeEncodedData([0, 1, 0, 1], [-1] * 4, seq_len=8, vocab=100, seed=1)
+    batch = data.batch(torch.arange(4))
+    rationale = torch.zeros(batch.input_ids.shape)
+    rationale[:, 2] = 1.0
+    batch.rationale = rationale * batch.attention_mask
+    ref = model.encoder(input_ids=batch.input_ids, attention_mask=additive_mask(batch.attention_mask, torch.float64))
+    return model, data, batch, ref.last_hidden_state
+
+
+def test_with_last_layer_reads_the_encoder_and_aligns_through_it():
+    from registry.objectives.rationale_extractor import last_layer
+
+    model, data, batch, h_ref = _bert_case()
+    logits, h = last_layer(model, lambda: model(**batch.model_inputs()).logits)
+    assert torch.equal(h, h_ref) and logits.shape == (4, 2)
+    ctx = _ctx(model, data)
+    ext = registry.build("objective", "rationale_extractor", {"role": "extractor", "gate_input": "with_last_layer"})
+    ext.bind(ctx)
+    align = registry.build("objective", "rationale_extractor", {"role": "align", "gate_input": "with_last_layer"})
+    align.bind(ctx)
+    assert align.gate is ext.gate and ext.gate.mlp[0].in_features == 2 * model.hidden_size
+    ext.loss(model, batch).backward()
+    assert ext.gate.mlp[0].weight.grad is not None and all(p.grad is None for p in model.parameters())
+    ext.gate.zero_grad(set_to_none=True)
+    with torch.no_grad():  # spread the gates so the margin is active
+        ext.gate.mlp[2].bias.zero_()
+    model.train()
+    loss = align.loss(model, batch)
+    assert model.training  # the eval-mode gate pass restored train mode
+    assert loss.item() > 0 and align.logs()["used"] > 0
+    loss.backward()
+    last = model.encoder.encoder.layer[-1].output.dense.weight.grad
+    assert last is not None and last.abs().sum() > 0  # the alignment gradient reaches the encoder's last layer
+    assert all(p.grad is None for p in ext.gate.parameters())
+
+
+def test_with_last_layer_needs_an_encoder():
+    from registry.errors import UserError
+    model = OneDimModel(VALUES)
+    data = _split(ROWS, RATS, [1, 0, 1])
+    with pytest.raises(UserError, match="gate_input: with_last_layer reads the model's encoder"):
+        _bind(_ctx(model, data), role="align", gate_input="with_last_layer")
