@@ -238,7 +238,10 @@ class RationaleExtractor(Objective):
         frozen = {n: p.detach() for n, p in model.named_parameters()}
         call = lambda **kw: functional_call(model, frozen, args=(), kwargs=kw).logits  # noqa: E731
         with torch.no_grad():
-            logits, last = last_layer(model, lambda: call(**inputs))
+            if self.params.gate_input == "with_last_layer":
+                logits, last = last_layer(model, lambda: call(**inputs))
+            else:
+                logits, last = call(**inputs), None
             log_p = F.log_softmax(full_precision(logits), -1)
         embeds = model.input_embeddings()(batch.input_ids).detach()
         gated = self._gated(batch)
