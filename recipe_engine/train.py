@@ -192,8 +192,12 @@ def setup(recipe: Recipe, bundle: DatasetBundle, seed: int, device: torch.device
                            device=device, generator=torch.Generator().manual_seed(seed + 1),
                            batch_size=recipe.data.batch_size)
     objectives = bind_objectives(recipe, ctx)
-    extras = nn.ModuleDict({f"{pid}.{tid}.{k}".replace(".", "__"): m
-                            for (pid, tid), obj in objectives.items() for k, m in obj.extra_modules().items()}).to(device)
+    named = [(f"{pid}.{tid}.{k}", m) for (pid, tid), obj in objectives.items() for k, m in obj.extra_modules().items()]
+    named += [(f"shared.{key}", m) for key, m in ctx.shared_modules.items()]  # ctx.shared: one module, several terms
+    unique: dict[int, tuple[str, nn.Module]] = {}
+    for name, m in named:  # a module returned twice is trained and checkpointed once, under its first name
+        unique.setdefault(id(m), (name.replace(".", "__"), m))
+    extras = nn.ModuleDict(dict(unique.values())).to(device)
     timeline = timeline_for(recipe, train, objectives)
     try:
         check_timeline(timeline)
@@ -229,21 +233,28 @@ def build_optimizers(recipe: Recipe, model: nn.Module, extras: nn.ModuleDict, ob
     slots = {"main": slot(recipe.optimizer, everything, "main")}
     for ph, _ in leaf_terms(recipe.schedule.phases):
         if ph.optimizer is not None and ph.id not in slots:
-            chosen = phase_parameters(model, [obj for (pid, _), obj in objectives.items() if pid == ph.id])
+            chosen = phase_parameters(model, [obj for (pid, _), obj in objectives.items() if pid == ph.id], extras)
             slots[ph.id] = slot(ph.optimizer, everything if chosen is None else chosen, ph.id)
     return slots
 
 
-def phase_parameters(model: nn.Module, objectives: list[Objective]) -> list[tuple[str, nn.Parameter]] | None:
-    """What a phase's own optimizer updates: the union of its terms' ``trainable`` sets (in the
-    model's order), or ``None`` (model and extra modules) when any term updates everything."""
+def phase_parameters(model: nn.Module, objectives: list[Objective],
+                     extras: nn.Module | None = None) -> list[tuple[str, nn.Parameter]] | None:
+    """What a phase's own optimizer updates: the union of its terms' ``trainable`` sets, or
+    ``None`` (model and extra modules) when any term updates everything.  A term may name model
+    parameters and parameters of the extra modules (its own or a shared one, e.g. an
+    extractor's gate); they come in the model's order, then the extras' (named ``extras.<name>``,
+    as in the main optimizer), each once."""
     chosen: set[int] = set()
     for obj in objectives:
         params = obj.trainable(model)
         if params is None:
             return None
         chosen |= {id(p) for p in params}
-    return [(n, p) for n, p in model.named_parameters() if id(p) in chosen]
+    everything = list(model.named_parameters())
+    if extras is not None:
+        everything += [(f"extras.{n}", p) for n, p in extras.named_parameters()]
+    return [(n, p) for n, p in everything if id(p) in chosen]
 
 
 def state_dict(run: Setup, position: dict[str, int], feeds: dict[str, OwnBatches], stopper: EarlyStopper,

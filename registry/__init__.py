@@ -54,6 +54,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "registry.attributions.saliency",
     "registry.attributions.gradient_x_input",
     "registry.attributions.integrated_gradients",
+    "registry.objectives.rationale_extractor",
     "registry.metrics.accuracy",
     "registry.metrics.class_accuracy",
     "registry.metrics.group_accuracy",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Protocol, runtime_checkable
+from typing import Any, Callable, Iterator, Protocol, runtime_checkable
 
 import torch
 from torch import nn
@@ -167,6 +167,17 @@ class ObjectiveContext:
     device: torch.device
     generator: torch.Generator  # seeded, for the objective's own sampling
     batch_size: int = 32
+    #: modules shared by several bound objectives (``shared``), by key; the engine trains and
+    #: checkpoints each once, as ``extras["shared__<key>"]``
+    shared_modules: dict[str, nn.Module] = field(default_factory=dict)
+
+    def shared(self, key: str, factory: Callable[[], nn.Module]) -> nn.Module:
+        """The module registered under ``key``, built by ``factory`` for the first objective
+        that asks: two terms (e.g. of two phases) that ask for the same key get the same
+        object.  Don't also return it from ``extra_modules()`` (the engine adds it once)."""
+        if key not in self.shared_modules:
+            self.shared_modules[key] = factory()
+        return self.shared_modules[key]
 
 
 @dataclass

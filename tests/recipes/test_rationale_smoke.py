@@ -29,3 +29,26 @@ def test_recipe_smoke_run(recipe, extra, tmp_path, capsys, shared_root):
                    for r in margin)
     else:
         assert not margin and all("loss/rationale_erasure" not in r for r in train)
+
+
+@pytest.mark.slow
+def test_extractor_recipe_smoke_run(tmp_path, capsys, shared_root):
+    """UIMER-DM: 2 warm-up epochs, then 1 round of extractor + model (tiny_bert, 4 epochs)."""
+    path = ROOT / "recipes" / "rationale" / "snips_margin_extractor.yaml"
+    args = ["model.name=tiny_bert", "schedule.length.epochs=4", "schedule.phases.warmup.for.epochs=2",
+            "runtime.progress=false", "runtime.log_every=1", "--seeds", "55"]
+    assert main(["run", str(path), *args, "--out", str(tmp_path)]) == 0
+    run = next(next(tmp_path.iterdir()).iterdir())
+    metrics = json.loads((run / "seed-55" / "eval" / "metrics.json").read_text())["metrics"]
+    assert {"dev/accuracy", "test/accuracy"} <= set(metrics)
+    train = [json.loads(x) for x in (run / "seed-55" / "metrics.jsonl").read_text().splitlines()]
+    train = [r for r in train if r["event"] == "train"]
+    assert [r["phase"] for r in train] == ["warmup"] * 4 + ["rounds[0]/extractor"] * 2 + ["rounds[0]/model"] * 2
+    extract, model = train[4:6], train[6:]
+    assert all(set(r) >= {"rationale_extractor/kl", "rationale_extractor/expected_l0", "rationale_extractor/multiplier"}
+               for r in extract)
+    assert all(r["weight/align"] == 10.0 for r in model)
+    assert sorted(r["align/used"] + r["align/skipped"] for r in model) == [11, 24]  # 35 examples, batch 24
+    assert all(r["loss"] == pytest.approx(r["loss/cross_entropy"] + r["loss/align"], rel=1e-5, abs=1e-7) for r in model)
+    saved = __import__("torch").load(run / "seed-55" / "checkpoints" / "last.pt", weights_only=True)
+    assert {k.split(".")[0] for k in saved["extras"]} == {"shared__rationale_extractor__extractor"}
