@@ -7,6 +7,7 @@ The layout (docs/architecture.md, section 3)::
     {"seed": 2021, "step": 120,
      "attribution": {"name": "integrated_gradients", "params": {...}},
      "label_names": ["entailment", "neutral", "contradiction"],
+     "split_label_names": {"hans": ["entailment", "non-entailment"]},   (only when a split has its own)
      "splits": {"dev": [{"id", "row", "tokens", "special", "scores", "counted",
                          "label", "prediction", "target"}, ...], ...}}
 
@@ -86,4 +87,9 @@ def save_attributions(dump: AttributionDump, model: nn.Module, evals: Mapping[st
         "label_names": list(label_names),
         "splits": {s: split_attributions(dump, model, evals[s], preds[s], device, batch_size) for s in splits},
     }
+    # a split scored on its own classes (HANS: entailment / non-entailment): its label and
+    # prediction index these names; target always indexes the model's label_names
+    own = {s: list(preds[s].label_names) for s in splits if preds[s].label_names and list(preds[s].label_names) != list(label_names)}
+    if own:
+        record["split_label_names"] = own
     return write_attributions(seed_dir, record)

@@ -183,7 +183,7 @@ def _token_span(token: str, score: float, counted: bool, special: bool, scale: f
 
 
 def attribution_html(examples: Sequence[dict[str, Any]], seed: int, split: str = "",
-                     label_names: Sequence[str] = ()) -> str:
+                     label_names: Sequence[str] = (), target_names: Sequence[str] | None = None) -> str:
     """Tokens coloured by their attribution score, one block per example: red positive, blue
     negative, opacity |score| / max |score| over the example's counted ordinary tokens; special
     tokens greyed; the score on hover; gold, predicted and attributed labels above."""
@@ -204,7 +204,7 @@ def attribution_html(examples: Sequence[dict[str, Any]], seed: int, split: str =
         mark = "" if gold is None or pred is None else (" ✓" if gold == pred else " ✗")
         head = f"gold {esc(_label(label_names, gold))}, predicted {esc(_label(label_names, pred))}{mark}"
         if ex.get("target") is not None:
-            head += f", attributed to {esc(_label(label_names, ex['target']))}"
+            head += f", attributed to {esc(_label(label_names if target_names is None else target_names, ex['target']))}"
         if ex.get("id") is not None:
             head += f' <span class="exid">({esc(ex["id"])})</span>'
         where = f"{split}-{i}" if split else str(i)
@@ -296,7 +296,8 @@ def attribution_section(r: _Run) -> str:
     for split, examples in saved.splits.items():
         if split:
             parts.append(f"<h3>{esc(split)}</h3>")
-        parts.append(attribution_html(examples, seed, split, saved.label_names))
+        parts.append(attribution_html(examples, seed, split, saved.split_label_names.get(split, saved.label_names),
+                                      saved.label_names))
     return f'<div id="plot-attributions">{"".join(parts)}</div>'
 
 

@@ -227,6 +227,7 @@ class SavedAttributions:
     splits: dict[str, list[dict[str, Any]]]
     label_names: list[str] = field(default_factory=list)
     attribution: dict[str, Any] = field(default_factory=dict)
+    split_label_names: dict[str, list[str]] = field(default_factory=dict)  # splits scored on their own classes
 
 
 def load_attributions(seed_path: Path) -> SavedAttributions | None:
@@ -249,7 +250,9 @@ def load_attributions(seed_path: Path) -> SavedAttributions | None:
         names = data.get("label_names")
         saved = SavedAttributions({str(k): examples(v) for k, v in data["splits"].items()},
                                   [str(n) for n in names] if isinstance(names, list) else [],
-                                  data["attribution"] if isinstance(data.get("attribution"), dict) else {})
+                                  data["attribution"] if isinstance(data.get("attribution"), dict) else {},
+                                  {str(k): [str(n) for n in v] for k, v in (data.get("split_label_names") or {}).items()
+                                   if isinstance(v, list)})
     else:
         return None
     saved.splits = {k: v for k, v in saved.splits.items() if v}

@@ -272,3 +272,17 @@ def test_attribution_heat_maps_per_split(tmp_path):
     assert "gold neutral, predicted contradiction ✗, attributed to neutral" in html
     assert "gold neutral, predicted neutral ✓" in html
     assert "attribution integrated_gradients" in html
+
+
+def test_a_split_scored_on_its_own_classes_names_them_in_the_heat_map(tmp_path):
+    """HANS is scored entailment / non-entailment: gold and prediction use the split's names,
+    the attributed class the model's."""
+    run = make_run(tmp_path, with_attributions=False)
+    example = {"id": "hans-3", "row": 3, "tokens": ["[CLS]", "a", "[SEP]"], "special": [True, False, True],
+               "scores": [0.0, 0.5, 0.0], "counted": [True, True, True], "label": 1, "prediction": 0, "target": 2}
+    (run / "seed-2021" / "eval" / "attributions.json").write_text(json.dumps({
+        "seed": 2021, "step": 10, "attribution": {"name": "integrated_gradients", "params": {}},
+        "label_names": ["entailment", "neutral", "contradiction"],
+        "split_label_names": {"hans": ["entailment", "non-entailment"]},
+        "splits": {"hans": [example]}}))
+    assert "gold non-entailment, predicted entailment ✗, attributed to contradiction" in run_report_html(run)
