@@ -14,6 +14,7 @@ import torch
 
 from recipe_engine import faults
 from recipe_engine.bundles import load_bundle
+from recipe_engine.data_checks import check_bundle
 from recipe_engine.environment import data_hashes, environment_info
 from recipe_engine.evaluate import aggregate_seeds
 from recipe_engine.report import write_run_report
@@ -67,6 +68,7 @@ def _execute(resolved: Resolved, recipe_path: str, overrides: list[str], *, run_
     device = pick_device(recipe.runtime.device)
     data_root = resolve_data_root(recipe.runtime.data_root)
     bundle = load_bundle(recipe, fresh=True)
+    notes = [*bundle.notes, *check_bundle(recipe, bundle)]  # before a run folder exists: bad data raises here
 
     if run_dir is None:
         run_dir = new_run_dir(out_root, recipe.name, resolved.fingerprint)
@@ -84,7 +86,7 @@ def _execute(resolved: Resolved, recipe_path: str, overrides: list[str], *, run_
     else:
         remove_temp_files(run_dir)
     say(f"run folder: {run_dir}")
-    for note in bundle.notes:
+    for note in notes:
         say(f"data: {note}")
 
     per_seed: dict[int, dict[str, float]] = {}

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from registry.datasets._checks import check_text_file
 from registry.errors import UserError
 
 
@@ -22,6 +23,7 @@ def read_jsonl_numbered(path: Path) -> list[tuple[int, dict[str, Any]]]:
     """
     opener = gzip.open if str(path).endswith(".gz") else open
     out: list[tuple[int, dict[str, Any]]] = []
+    check_text_file(path, path.stem)
     with opener(path, "rt", encoding="utf-8") as f:
         for number, line in enumerate(f, start=1):
             if not line.strip():

@@ -8,6 +8,7 @@ from pydantic import Field, field_validator, model_validator
 
 from registry import StrictParams, register
 from registry.base import DatasetComponent
+from registry.datasets._checks import check_text_file, check_unique_ids
 from registry.datasets._common import did_you_mean, infer_names, to_ids
 from registry.datasets.data_root import ENV_VAR, SETTING
 from registry.errors import DataUnavailable, UserError
@@ -81,7 +82,7 @@ class Files(DatasetComponent):
             if p.path is not None:
                 file = self._local_file(Path(data_root), split, source)
                 files.append(file)
-                ds, where[split] = self._read_local(file), str(file)
+                ds, where[split] = self._read_local(file, split), str(file)
                 first_line[split] = _first_line_of(file, p.format)
             else:
                 ds, where[split] = self._read_hub(source), f"hub dataset {p.hub!r} split {source!r}"
@@ -110,7 +111,7 @@ class Files(DatasetComponent):
             f"or data.params.path{' or the data root' if relative else ''}"
         )
 
-    def _read_local(self, file: Path):
+    def _read_local(self, file: Path, split: str):
         import datasets
 
         fmt, kwargs = self.params.format, {}
@@ -125,6 +126,8 @@ class Files(DatasetComponent):
             fmt = FORMATS[suffix]
         if fmt == "csv" and suffix == ".tsv":
             kwargs["delimiter"] = "\t"
+        if fmt in ("json", "csv"):
+            check_text_file(file, split)
         quiet = datasets.utils.are_progress_bars_disabled()
         datasets.disable_progress_bars()  # a local file: no "Generating train split" bar on stderr
         try:
@@ -181,6 +184,7 @@ class Files(DatasetComponent):
         text = [_text(v) for v in raw["text"]]
         pair = [_text(v) for v in raw["text_pair"]] if "text_pair" in raw else None
         ids = raw["id"] or [f"{name}-{i}" for i in range(n)]
+        check_unique_ids([str(i) for i in ids], name, where)
         label = to_ids(raw["label"], label_names, file=where, setting="data.params.columns.label (names: data.params.label_names)", allow_missing=False,
                         first_line=first_line)
         confound = None
