@@ -15,6 +15,7 @@ import torch
 from recipe_engine import faults
 from recipe_engine.bundles import load_bundle
 from recipe_engine.data_checks import check_bundle
+from recipe_engine.disk import DISK_ERRNOS, check_output_folder, disk_error
 from recipe_engine.environment import data_hashes, environment_info
 from recipe_engine.evaluate import aggregate_seeds
 from recipe_engine.report import write_run_report
@@ -70,6 +71,7 @@ def _execute(resolved: Resolved, recipe_path: str, overrides: list[str], *, run_
     bundle = load_bundle(recipe, fresh=True)
     notes = [*bundle.notes, *check_bundle(recipe, bundle)]  # before a run folder exists: bad data raises here
 
+    check_output_folder(out_root if run_dir is None else run_dir)
     if run_dir is None:
         run_dir = new_run_dir(out_root, recipe.name, resolved.fingerprint)
         write_run_start(run_dir, Path(recipe_path).read_text(encoding="utf-8"), resolved.data, {
@@ -101,6 +103,10 @@ def _execute(resolved: Resolved, recipe_path: str, overrides: list[str], *, run_
         except Interrupted as exc:
             say(f"seed {seed}: {exc}; continue with: recipe-engine run {recipe_path} --resume {run_dir}")
             return EXIT_INTERRUPTED
+        except OSError as exc:
+            if exc.errno not in DISK_ERRNOS:
+                raise
+            raise disk_error(exc, recipe_path, run_dir) from None
         per_seed[seed] = result.metrics
         faults.point("seed")
         say(f"seed {seed}: " + ", ".join(f"{k}={v:.2f}" for k, v in result.metrics.items() if k.endswith("accuracy")))
