@@ -1,16 +1,18 @@
 """Kill a run anywhere with SIGKILL and resume it: the result equals an uninterrupted run's.
 
-One tiny run (two seeds; label phases, an influence round and an embedding round, each with
-its own optimizer) is killed 20 times in a chain: each launch sets ``RECIPE_ENGINE_FAULT`` so
-the process kills itself (SIGKILL, no cleanup) at a point drawn with a seed: after an
+Tiny runs (two seeds; label phases, an influence round and an embedding round, each with
+its own optimizer) are killed 20 times in chains: a launch either sets ``RECIPE_ENGINE_FAULT``
+so the process kills itself (SIGKILL, no cleanup) at a point drawn with a seed (after an
 optimizer step, inside a checkpoint write, inside an atomic file write, in the middle of a
-metrics line, or between seeds; the next launch resumes.  After every kill every file of the
+metrics line, between seeds), or is sent SIGKILL by this process at a seeded moment; the
+next launch resumes.  A run that ends before its fault fires is checked and a new one starts.  After every kill every file of the
 run folder must parse (a torn last metrics line is allowed: resume drops it); at the end the
 metrics must equal the uninterrupted run's, bitwise.
 """
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -50,21 +52,34 @@ runtime: {progress: false, log_every: 1, checkpoint_every: 3, threads: 1, tensor
 
 
 def _launch(args: list[str], fault: str | None) -> subprocess.CompletedProcess:
+    """Run the CLI; ``fault`` is ``<site>:<n>`` (the process kills itself there) or
+    ``time:<seconds>`` (this process sends it SIGKILL after that long, wherever it is)."""
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
            "PYTHONPATH": str(ROOT)}
     env.pop("RECIPE_ENGINE_FAULT", None)
-    if fault:
+    after = None
+    if fault and fault.startswith("time:"):
+        after = float(fault.split(":", 1)[1])
+    elif fault:
         env["RECIPE_ENGINE_FAULT"] = fault
-    return subprocess.run([sys.executable, "-m", "recipe_engine", "run", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.Popen([sys.executable, "-m", "recipe_engine", "run", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = proc.communicate(timeout=after if after is not None else 300)
+    except subprocess.TimeoutExpired:
+        proc.kill()  # SIGKILL from the parent, mid-whatever it was doing
+        out, err = proc.communicate()
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 def _faults(rng: random.Random) -> list[str]:
-    """20 kill points: 4 inside checkpoint writes, 3 in atomic writes, 3 mid-line, 1 between
-    seeds, the rest after optimizer steps, in a seeded order."""
-    points = ([f"checkpoint:{rng.randint(1, 2)}" for _ in range(4)] + [f"write:{rng.randint(1, 2)}" for _ in range(3)]
+    """20 kill points: 4 inside checkpoint writes, 2 in atomic writes, 3 mid-line, 1 between
+    seeds, 5 after optimizer steps, and 5 SIGKILLs from this process at a seeded moment (in
+    the middle of a step, a round, an evaluation or start-up), in a seeded order."""
+    points = ([f"checkpoint:{rng.randint(1, 2)}" for _ in range(4)] + [f"write:{rng.randint(1, 2)}" for _ in range(2)]
               + [f"append:{rng.randint(1, 6)}" for _ in range(3)] + ["seed:1"]
-              + [f"step:{rng.randint(1, 4)}" for _ in range(KILLS - 11)])
+              + [f"step:{rng.randint(1, 4)}" for _ in range(5)]
+              + [f"time:{rng.uniform(4.0, 9.0):.2f}" for _ in range(KILLS - 15)])
     rng.shuffle(points)
     return points
 
@@ -107,7 +122,8 @@ def test_a_run_killed_at_20_points_resumes_to_the_uninterrupted_result(tmp_path)
         args = [str(recipe), "--out", str(tmp_path / f"k{len(finished)}")] if run is None else [str(recipe), "--resume", str(run)]
         proc = _launch(args, fault)
         if run is None:
-            run = next((tmp_path / f"k{len(finished)}" / "tiny-e2e").iterdir())
+            run = next((tmp_path / f"k{len(finished)}" / "tiny-e2e").glob("*/run.json"), None)
+            run = run.parent if run is not None else None
         if proc.returncode == 0:  # this run ended before the fault's count: check it, go on with a fresh run
             finished.append(run)
             run = None
@@ -115,6 +131,9 @@ def test_a_run_killed_at_20_points_resumes_to_the_uninterrupted_result(tmp_path)
         assert proc.returncode == -9, f"{fault}: exit {proc.returncode}\n{proc.stderr}"
         faults.pop(0)
         killed += 1
+        if run is None:  # killed before the run folder was written (start-up): nothing to resume, nothing lost
+            shutil.rmtree(tmp_path / f"k{len(finished)}", ignore_errors=True)
+            continue
         _check_parses(run)
     if run is not None:
         proc = _launch([str(recipe), "--resume", str(run)], None)
