@@ -82,3 +82,14 @@ def test_resume_prints_what_changed_and_allows_runtime_changes(tmp_path, capsys)
     # a runtime-only change (threads, the progress bar) is no change of method
     assert main(["run", str(recipe), "--resume", str(run), "runtime.threads=1", "runtime.log_every=1"]) == 0
     assert (run / ".complete").exists()
+
+
+def test_resume_of_a_finished_run_says_it_is_finished(tmp_path, capsys):
+    recipe = write_recipe(tmp_path / "r.yaml", write_data(tmp_path), seeds=(3,), epochs=1)
+    assert main(["run", str(recipe), "--out", str(tmp_path / "o")]) == 0
+    run = _only_run(tmp_path / "o")
+    before = {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()}
+    capsys.readouterr()
+    assert main(["run", str(recipe), "--resume", str(run)]) == 0
+    assert f"{run} is already complete" in capsys.readouterr().out
+    assert {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()} == before  # nothing rewritten
