@@ -7,6 +7,7 @@ Used by ``bench/textlen_table2.py`` and ``bench/snli_ig_variance.py``.
 """
 from __future__ import annotations
 
+import argparse
 import shutil
 import sys
 from pathlib import Path
@@ -104,3 +105,30 @@ def run_method(name: str, recipe_path: str, overrides: list[str], study: Path, a
     if archive is not None:
         sync_archive(study, archive)
     return code, run
+
+
+def study_parser(doc: str, *, seeds: str, methods: list[str], out: str) -> argparse.ArgumentParser:
+    """The options every study shares: --seeds --methods --out --archive --sync --report-only."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seeds", default=seeds)
+    ap.add_argument("--methods", default=",".join(methods))
+    ap.add_argument("--out", default=out)
+    ap.add_argument("--archive", default=None, help="folder of light run copies to restore from and save to")
+    ap.add_argument("--sync", action="store_true", help="only refresh --archive from --out")
+    ap.add_argument("--report-only", action="store_true", help="print the table from the runs there are")
+    return ap
+
+
+def open_study(ap: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[Path, Path | None, bool]:
+    """(study folder, archive, done): ``--sync`` refreshes the archive and is done; otherwise
+    the archive's runs the study folder lacks are restored first."""
+    study = Path(args.out)
+    archive = Path(args.archive) if args.archive else None
+    if args.sync:
+        if archive is None:
+            ap.error("--sync needs --archive")
+        sync_archive(study, archive)
+        return study, archive, True
+    if archive is not None and archive.is_dir():
+        restore_archive(archive, study)
+    return study, archive, False

@@ -16,14 +16,13 @@ again, interrupted ones resume, and ``--archive DIR`` keeps light copies (bench/
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _study import ROOT, restore_archive, run_method, sync_archive  # noqa: E402
+from _study import ROOT, open_study, run_method, study_parser  # noqa: E402
 
 from recipe_engine.compare import compare_paths  # noqa: E402
 
@@ -36,24 +35,12 @@ METHODS = {  # method -> recipe
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seeds", default="55,1988,12333,42", help="the authors' seeds (README)")
+    ap = study_parser(__doc__, seeds="55,1988,12333,42", methods=list(METHODS), out="outputs/snips-uimer")
     ap.add_argument("--shots", default="5,10")
-    ap.add_argument("--methods", default=",".join(METHODS))
-    ap.add_argument("--out", default="outputs/snips-uimer")
-    ap.add_argument("--archive", default=None, help="folder of light run copies to restore from and save to")
-    ap.add_argument("--sync", action="store_true", help="only refresh --archive from --out")
-    ap.add_argument("--report-only", action="store_true", help="print the tables from the runs there are")
     args = ap.parse_args()
-    study = Path(args.out)
-    archive = Path(args.archive) if args.archive else None
-    if args.sync:
-        if archive is None:
-            ap.error("--sync needs --archive")
-        sync_archive(study, archive)
+    study, archive, done = open_study(ap, args)
+    if done:
         return 0
-    if archive is not None and archive.is_dir():
-        restore_archive(archive, study)
     seeds = [int(s) for s in args.seeds.split(",")]
     methods = [m for m in args.methods.split(",") if (ROOT / METHODS[m]).is_file()]
     for shots in [int(s) for s in args.shots.split(",")]:

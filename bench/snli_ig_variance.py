@@ -17,14 +17,13 @@ later session restores them and runs only what is missing:
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _study import restore_archive, run_method, sync_archive  # noqa: E402
+from _study import open_study, run_method, study_parser  # noqa: E402
 
 from recipe_engine.compare import compare_paths  # noqa: E402
 
@@ -36,30 +35,19 @@ METHODS = {  # method -> recipe
 #: the report's table (ELECTRA-small, full SNLI train, one seed, SNLI validation)
 PAPER = {"finetune": {"accuracy": 0.8918, "roc_auc (class 1)": 0.9571},
          "ig_variance": {"accuracy": 0.8963, "roc_auc (class 1)": 0.9578}}
-METRICS = ("test/accuracy,test/roc_auc/neutral,test/roc_auc/macro,test/ece,"
-           "hans/accuracy,hans/hans/lexical_overlap,hans/hans/subsequence,hans/hans/constituent")
+METRICS = ("test/accuracy,test/roc_auc/neutral,test/roc_auc/macro,test/ece,test/attribution_variance,hans/accuracy,"
+           "hans/lexical_overlap/entailment,hans/lexical_overlap/non-entailment,hans/subsequence/non-entailment,"
+           "hans/constituent/non-entailment")
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seeds", default="2021,2022,2023")
-    ap.add_argument("--methods", default=",".join(METHODS))
-    ap.add_argument("--out", default="outputs/snli-ig-variance")
-    ap.add_argument("--archive", default=None, help="folder of light run copies to restore from and save to")
-    ap.add_argument("--sync", action="store_true", help="only refresh --archive from --out")
-    ap.add_argument("--report-only", action="store_true", help="print the table from the runs there are")
+    ap = study_parser(__doc__, seeds="2021,2022,2023", methods=list(METHODS), out="outputs/snli-ig-variance")
     ap.add_argument("--metrics", default=METRICS, help="comma-separated metrics of the table")
     ap.add_argument("--override", action="append", default=[], help="an override for every method (e.g. a smaller subset)")
     args = ap.parse_args()
-    study = Path(args.out)
-    archive = Path(args.archive) if args.archive else None
-    if args.sync:
-        if archive is None:
-            ap.error("--sync needs --archive")
-        sync_archive(study, archive)
+    study, archive, done = open_study(ap, args)
+    if done:
         return 0
-    if archive is not None and archive.is_dir():
-        restore_archive(archive, study)
     seeds = [int(s) for s in args.seeds.split(",")]
     runs: dict[str, Path] = {}
     for method in args.methods.split(","):

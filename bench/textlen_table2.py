@@ -24,15 +24,14 @@ methods. ``--sync`` only refreshes the archive from ``--out`` (run it before a s
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _study import (ROOT, existing_run, finished_seeds, light_copy, restore_archive,  # noqa: E402,F401
-                    run_method, sync_archive)
+from _study import (ROOT, existing_run, finished_seeds, light_copy, open_study, restore_archive,  # noqa: E402,F401
+                    run_method, study_parser, sync_archive)
 
 from recipe_engine.compare import compare_paths  # noqa: E402
 
@@ -46,25 +45,13 @@ METHODS = {  # method -> (recipe, paper test accuracy with BERT-base, paper fina
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seeds", default="2021,2022,2023")
-    ap.add_argument("--methods", default=",".join(METHODS))
+    ap = study_parser(__doc__, seeds="2021,2022,2023", methods=list(METHODS), out="outputs/textlen-table2")
     ap.add_argument("--it-parameters", default=None, help="influence_tuning parameter set, e.g. '{last_n_layers: 2}'")
     ap.add_argument("--cid-parameters", default=None, help="parameter set of the cid metric, e.g. '{last_n_layers: 2}'")
-    ap.add_argument("--out", default="outputs/textlen-table2")
-    ap.add_argument("--archive", default=None, help="folder of light run copies to restore from and save to")
-    ap.add_argument("--sync", action="store_true", help="only refresh --archive from --out")
-    ap.add_argument("--report-only", action="store_true", help="print the table from the runs there are")
     args = ap.parse_args()
-    study = Path(args.out)
-    archive = Path(args.archive) if args.archive else None
-    if args.sync:
-        if archive is None:
-            ap.error("--sync needs --archive")
-        sync_archive(study, archive)
+    study, archive, done = open_study(ap, args)
+    if done:
         return 0
-    if archive is not None and archive.is_dir():
-        restore_archive(archive, study)
     seeds = [int(s) for s in args.seeds.split(",")]
     runs: dict[str, Path] = {}
     for method in args.methods.split(","):

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field
 
 from registry import StrictParams
+from registry.base import DatasetComponent
 from registry.datasets._common import did_you_mean, read_jsonl_numbered
 from registry.datasets.data_root import require_file
 from registry.errors import UserError
@@ -190,3 +191,26 @@ def build_bundle(
 def columns(p: NLIParams) -> frozenset[str]:
     """``text``, ``text_pair``, ``label``, and ``confound`` when one is computed."""
     return frozenset({"text", "text_pair", "label"} | ({"confound"} if p.confound != "none" else set()))
+
+
+class PairDataset(DatasetComponent):
+    """An NLI dataset of premise/hypothesis files (``FILES``: split -> file under the data
+    root) with HANS as an extra split; a subclass names its files and its training split."""
+
+    NAME: ClassVar[str]
+    FILES: ClassVar[dict[str, str]]
+    TRAIN: ClassVar[str] = "train_subset"
+    equation = ("labels 0 entailment, 1 neutral, 2 contradiction; on 'hans' the model's 3 classes are collapsed to "
+                "log P(entailment), log P(neutral or contradiction)")
+
+    class Params(WithHansParams):
+        pass
+
+    def columns(self) -> frozenset[str]:
+        return columns(self.params)
+
+    def split_names(self) -> tuple[str, ...]:
+        return tuple(self.FILES) + (("hans",) if self.params.hans else ())
+
+    def load(self, data_root: Path) -> DatasetBundle:
+        return build_bundle(self.NAME, Path(data_root), self.FILES, self.TRAIN, self.params)
