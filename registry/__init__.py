@@ -55,6 +55,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "registry.attributions.gradient_x_input",
     "registry.attributions.integrated_gradients",
     "registry.objectives.rationale_extractor",
+    "registry.objectives.rationale_margin",
     "registry.metrics.accuracy",
     "registry.metrics.class_accuracy",
     "registry.metrics.group_accuracy",
