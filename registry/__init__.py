@@ -45,6 +45,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "registry.datasets.snli",
     "registry.datasets.mnli",
     "registry.datasets.hans",
+    "registry.datasets.esnli",
     "registry.objectives.cross_entropy",
     "registry.objectives.influence_tuning",
     "registry.objectives.embedding_tuning",
