@@ -64,6 +64,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "registry.metrics.calibration",
     "registry.metrics.cid",
     "registry.metrics.attribution_variance",
+    "registry.metrics.rationale_agreement",
     "registry.metrics.hans_accuracy",
     "registry.optimizers.adamw",
     "registry.optimizers.schedulers",

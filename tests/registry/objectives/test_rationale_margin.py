@@ -4,65 +4,17 @@ GB form being inert on a BERT (embedding LayerNorm), the params' checks, and `va
 refusing it on a dataset without rationales."""
 from __future__ import annotations
 
-import copy
-from types import SimpleNamespace
-
 import pytest
 import torch
-from torch import nn
 
 import registry
-from registry import NoParams
-from registry.base import Attribution
 from registry.data import EncodedSplit
 from registry.errors import UserError
 from registry.objectives.rationale_margin import RationaleMargin
-from registry.types import Batch, ClassifierOutput, ObjectiveContext, TokenAttributions
+from registry.types import ObjectiveContext
 from tests.registry._lib.fakes import tiny_classifier
 
-PAD, CLS, SEP, MASK = 0, 1, 2, 3
-TOK = SimpleNamespace(all_special_ids=[PAD, CLS, SEP, MASK], mask_token_id=MASK)
-FAKE = "test_table_scores"
-
-
-class TableModel(nn.Module):
-    """Scores come from a table ``v[id]`` (a parameter), read by ``TableScores``."""
-
-    def __init__(self, values: dict[int, float], vocab: int = 32):
-        super().__init__()
-        self.tokenizer = TOK
-        v = torch.zeros(vocab, dtype=torch.float64)
-        for i, x in values.items():
-            v[i] = x
-        self.v = nn.Parameter(v)
-
-    def forward(self, input_ids, attention_mask, token_type_ids=None, inputs_embeds=None):
-        z = self.v[input_ids].sum(-1)
-        return ClassifierOutput(logits=torch.stack([-z, z], -1), pooled=z[:, None])
-
-
-class TableScores(Attribution):
-    """Test double: ``a_t = model.v[id_t]`` on real, non-special tokens (a graph to ``v``)."""
-
-    summary = "test double: a table of token scores"
-    Params = NoParams
-
-    def attribute(self, model, batch: Batch, target=None) -> TokenAttributions:
-        counted = batch.attention_mask.bool() & ~torch.isin(batch.input_ids, torch.tensor([PAD, CLS, SEP, MASK]))
-        return TokenAttributions(scores=model.v[batch.input_ids] * counted, counted=counted, target=batch.labels)
-
-
-@pytest.fixture
-def table_attribution():
-    """``TableScores`` registered as ``test_table_scores`` on a copy of the registry, restored afterwards."""
-    registry.load_all()
-    saved = registry.REGISTRY
-    registry.REGISTRY = copy.deepcopy(saved)
-    registry.REGISTRY.add("attributions", FAKE, TableScores)
-    try:
-        yield FAKE
-    finally:
-        registry.REGISTRY = saved
+from tests.registry._lib.fakes import CLS, PAD, SEP, TOK, TableModel, table_attribution  # noqa: F401  (a fixture)
 
 
 def _split(ids: list[list[int]], rationale: list[list[int]], labels: list[int]) -> EncodedSplit:
