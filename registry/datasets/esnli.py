@@ -69,8 +69,8 @@ class ESNLI(DatasetComponent):
 
     class Params(StrictParams):
         shots: int | None = Field(
-            None, ge=1, description="highlighted pairs per class kept in train (UIMER e-SNLI: 50 to 500 pairs in all); "
-            "the others form the split 'highlights'. null: all 999 in train, no 'highlights' split")
+            None, ge=1, description="highlighted pairs per class kept in train (UIMER's --shot N takes the first N pairs of the "
+            "CSV instead); the others form the split 'highlights'. null: all 999 in train, no 'highlights' split")
         shot_seed: int = Field(
             55, description="seed of the few-shot shuffle (python random.Random), the same sample for every run seed "
             "(55 is the first of the authors' seeds)")
