@@ -35,8 +35,11 @@ embeddings enter a LayerNorm, whose input gradient sums to 0 over the hidden dim
 
 The attribution must give scores with a graph to the model: the default is ``saliency`` with
 ``mode: differentiable`` (double backward through the model); ``saliency`` in ``mode: faithful``
-is refused (its scores are constants); any other attribution whose scores come back without a
-graph is refused at the first step.  Examples without a rationale token are skipped (and
+is refused at ``validate`` (its scores are constants; switching it silently to differentiable
+would change the method and its cost); any other attribution whose scores come back without a
+graph is refused at the first step.  A faithful ``gradient_x_input`` or ``integrated_gradients``
+keeps a graph through its factor ``x`` only, so the loss then trains the batch's word-embedding
+rows and nothing else (as ``ig_variance``'s faithful mode).  Examples without a rationale token are skipped (and
 counted in ``logs()``).  The term returns only the alignment loss: a recipe adds
 ``cross_entropy`` as another term of the same phase (UIMER: L_task + alpha L_int).
 """
