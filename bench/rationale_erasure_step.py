@@ -1,14 +1,19 @@
-"""Cost of one rationale_erasure step against one cross-entropy step, on the same batch.
+"""Cost of one rationale_erasure step and one rationale_margin step against one cross-entropy
+step, on the same batch.
 
 The offline MiniLM in train mode, the first 24 examples (the recipes' batch) of SNIPS 5-shot
 train (max_length 40), forward + backward of each loss alone, alternating which goes first;
 the median of ``--repeats`` timings each.  rationale_erasure runs 2R copies per example that
 has a rationale token (R = 2 by default: 4 sequences per such example) and draws them on the
-device every step.
+device every step.  rationale_margin (its defaults: saliency in mode differentiable on real
+tokens, form margin) takes the gradient of the gold logit with create_graph on the examples
+with a rationale token, then the backward through that gradient (double backward).
 
     OMP_WAIT_POLICY=PASSIVE python bench/rationale_erasure_step.py [--repeats 7] [--copies 2]
+        [--terms rationale_erasure,rationale_margin]
 
-The last line is a JSON object with the median times and the ratio erasure / CE.
+The last line is a JSON object with the median times and the ratios erasure / CE (``ratio``)
+and margin / CE (``margin_ratio``).
 """
 from __future__ import annotations
 
@@ -35,6 +40,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--copies", type=int, default=2)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--terms", default="rationale_erasure,rationale_margin",
+                    help="comma-separated terms timed next to cross_entropy")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -45,8 +52,9 @@ def main() -> None:
     batch = train.batch(torch.arange(24))
     ctx = ObjectiveContext(model=model, train=train, num_labels=7, num_confounds=1, device=torch.device("cpu"),
                            generator=torch.Generator().manual_seed(1), batch_size=24)
-    terms = {name: registry.build("objective", name, params) for name, params in
-             (("cross_entropy", {}), ("rationale_erasure", {"copies": args.copies}))}
+    params = {"rationale_erasure": {"copies": args.copies}}
+    names = ["cross_entropy"] + [n for n in args.terms.split(",") if n]
+    terms = {name: registry.build("objective", name, params.get(name, {})) for name in names}
     for t in terms.values():
         t.bind(ctx)
 
@@ -67,10 +75,13 @@ def main() -> None:
     print(f"batch 24 (width {batch.input_ids.shape[1]}), {rows} with a rationale -> {2 * args.copies * rows} copies")
     for n, v in times.items():
         print(f"{n:18s} median {med[n] * 1000:8.1f} ms  ({', '.join(f'{x * 1000:.0f}' for x in v)})")
-    print(json.dumps({"ce_s": med["cross_entropy"], "erasure_s": med["rationale_erasure"],
-                      "ratio": med["rationale_erasure"] / med["cross_entropy"], "copies": args.copies,
-                      "rows_with_rationale": rows, "threads": torch.get_num_threads(), "repeats": args.repeats}))
-
+    out = {"ce_s": med["cross_entropy"], "copies": args.copies, "rows_with_rationale": rows,
+           "threads": torch.get_num_threads(), "repeats": args.repeats}
+    if "rationale_erasure" in med:
+        out.update(erasure_s=med["rationale_erasure"], ratio=med["rationale_erasure"] / med["cross_entropy"])
+    if "rationale_margin" in med:
+        out.update(margin_s=med["rationale_margin"], margin_ratio=med["rationale_margin"] / med["cross_entropy"])
+    print(json.dumps(out))
 
 if __name__ == "__main__":
     main()

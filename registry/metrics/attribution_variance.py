@@ -2,43 +2,15 @@
 attributions (the quantity the ``ig_variance`` penalty pushes down), on each evaluation split."""
 from __future__ import annotations
 
-from typing import Any
-
 import torch
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError
 
 import registry
 from registry import StrictParams, register
 from registry.base import Attribution, Metric
+from registry.attributions.spec import AttributionSpec
 from registry.errors import UserError
 from registry.types import Classifier, EncodedData, TokenAttributions
-
-
-class AttributionSpec(StrictParams):
-    """A registered ``attributions`` component and its params (``{name, params}``, or just the name)."""
-
-    name: str = Field("integrated_gradients", description="a registered attribution (`recipe-engine ls attributions`)")
-    params: dict[str, Any] = Field(default_factory=dict, description="that attribution's params")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _shorthand(cls, value: Any) -> Any:
-        """``attribution: saliency`` means ``{name: saliency}``."""
-        return {"name": value} if isinstance(value, str) else value
-
-    @model_validator(mode="after")
-    def _registered(self) -> "AttributionSpec":
-        """The name is registered and the params are its Params (written out in full)."""
-        reg = registry.load_all()
-        if not reg.has("attributions", self.name):
-            raise ValueError(reg.unknown_message("attributions", self.name))
-        try:
-            params = reg.get("attributions", self.name).Params.model_validate(self.params)
-        except ValidationError as exc:
-            problems = "; ".join(f"params.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_url=False))
-            raise ValueError(f"attribution {self.name!r}: {problems} (`recipe-engine explain {self.name}` lists its params)") from None
-        self.params = params.model_dump(mode="json")
-        return self
 
 
 def default_attribution() -> AttributionSpec:

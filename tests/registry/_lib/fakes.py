@@ -1,19 +1,23 @@
 """Test doubles: a tiny random classifier, an in-memory ``EncodedData`` (registry.types), and a
-test-only attribution (``GradXInput``, registered by the ``registered_attribution`` fixture)."""
+test-only attribution (``GradXInput``, registered by the ``registered_attribution`` fixture), and a
+model whose token scores are a parameter table (``TableModel``, ``TableScores``, registered by
+``table_attribution``) for hand-computed rationale losses and metrics."""
 from __future__ import annotations
 
 import copy
+from types import SimpleNamespace
 
 import pytest
 import torch
 from pydantic import Field
+from torch import nn
 from transformers import BertConfig, BertModel
 
 import registry
-from registry import StrictParams
+from registry import NoParams, StrictParams
 from registry.base import Attribution
 from registry.models.classifier import Classifier
-from registry.types import Batch, ObjectiveContext, TokenAttributions
+from registry.types import Batch, ClassifierOutput, ObjectiveContext, TokenAttributions
 
 
 def tiny_classifier(seed: int = 0, dtype: torch.dtype = torch.float64, num_labels: int = 2, vocab: int = 100,
@@ -106,5 +110,51 @@ def registered_attribution():
     registry.REGISTRY.add("attributions", TEST_ATTRIBUTION, GradXInput)
     try:
         yield TEST_ATTRIBUTION
+    finally:
+        registry.REGISTRY = saved
+
+
+#: special ids and a tokenizer stand-in for ``TableModel`` tests
+PAD, CLS, SEP, MASK = 0, 1, 2, 3
+TOK = SimpleNamespace(all_special_ids=[PAD, CLS, SEP, MASK], mask_token_id=MASK)
+TABLE_ATTRIBUTION = "test_table_scores"
+
+
+class TableModel(nn.Module):
+    """Scores come from a table ``v[id]`` (a parameter), read by ``TableScores``."""
+
+    def __init__(self, values: dict[int, float], vocab: int = 32):
+        super().__init__()
+        self.tokenizer = TOK
+        v = torch.zeros(vocab, dtype=torch.float64)
+        for i, x in values.items():
+            v[i] = x
+        self.v = nn.Parameter(v)
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None, inputs_embeds=None):
+        z = self.v[input_ids].sum(-1)
+        return ClassifierOutput(logits=torch.stack([-z, z], -1), pooled=z[:, None])
+
+
+class TableScores(Attribution):
+    """Test double: ``a_t = model.v[id_t]`` on real, non-special tokens (a graph to ``v``)."""
+
+    summary = "test double: a table of token scores"
+    Params = NoParams
+
+    def attribute(self, model, batch: Batch, target=None) -> TokenAttributions:
+        counted = batch.attention_mask.bool() & ~torch.isin(batch.input_ids, torch.tensor([PAD, CLS, SEP, MASK]))
+        return TokenAttributions(scores=model.v[batch.input_ids] * counted, counted=counted, target=batch.labels)
+
+
+@pytest.fixture
+def table_attribution():
+    """``TableScores`` registered as ``test_table_scores`` on a copy of the registry, restored afterwards."""
+    registry.load_all()
+    saved = registry.REGISTRY
+    registry.REGISTRY = copy.deepcopy(saved)
+    registry.REGISTRY.add("attributions", TABLE_ATTRIBUTION, TableScores)
+    try:
+        yield TABLE_ATTRIBUTION
     finally:
         registry.REGISTRY = saved
