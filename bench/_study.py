@@ -116,6 +116,8 @@ def study_parser(doc: str, *, seeds: str, methods: list[str], out: str) -> argpa
     ap.add_argument("--archive", default=None, help="folder of light run copies to restore from and save to")
     ap.add_argument("--sync", action="store_true", help="only refresh --archive from --out")
     ap.add_argument("--report-only", action="store_true", help="print the table from the runs there are")
+    ap.add_argument("--override", action="append", default=[],
+                    help="an override for every run, e.g. runtime.threads=1 (a method override changes the runs' identity)")
     return ap
 
 

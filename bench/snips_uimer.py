@@ -46,7 +46,7 @@ def main() -> int:
     for shots in [int(s) for s in args.shots.split(",")]:
         runs: dict[str, Path] = {}
         for method in methods:
-            overrides = [f"seeds={json.dumps(seeds)}", f"data.params.shots={shots}", "runtime.progress=false"]
+            overrides = [f"seeds={json.dumps(seeds)}", f"data.params.shots={shots}", "runtime.progress=false", *args.override]
             code, run = run_method(f"{method} {shots}-shot", METHODS[method], overrides, study, archive, args.report_only)
             if code != 0:
                 return code

@@ -43,7 +43,6 @@ METRICS = ("test/accuracy,test/roc_auc/neutral,test/roc_auc/macro,test/ece,test/
 def main() -> int:
     ap = study_parser(__doc__, seeds="2021,2022,2023", methods=list(METHODS), out="outputs/snli-ig-variance")
     ap.add_argument("--metrics", default=METRICS, help="comma-separated metrics of the table")
-    ap.add_argument("--override", action="append", default=[], help="an override for every method (e.g. a smaller subset)")
     args = ap.parse_args()
     study, archive, done = open_study(ap, args)
     if done:

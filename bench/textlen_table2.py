@@ -56,7 +56,7 @@ def main() -> int:
     runs: dict[str, Path] = {}
     for method in args.methods.split(","):
         recipe_path, _, _ = METHODS[method]
-        overrides = [f"seeds={json.dumps(seeds)}", "runtime.progress=false"]
+        overrides = [f"seeds={json.dumps(seeds)}", "runtime.progress=false", *args.override]
         if method == "influence_tuning" and args.it_parameters:
             overrides.append(f"schedule.phases.train.phases.influence.objectives.influence_tuning.params.parameters={args.it_parameters}")
         if args.cid_parameters:
