@@ -9,6 +9,7 @@ from pydantic import Field, ValidationError, model_validator
 
 import registry
 from registry import StrictParams
+from registry.errors import UserError
 
 if TYPE_CHECKING:
     from registry.base import Attribution
@@ -40,6 +41,12 @@ class AttributionSpec(StrictParams):
         self.params = params.model_dump(mode="json")
         return self
 
-    def build(self) -> Attribution:
-        """The attribution component with these params."""
+    def build(self, owner: str | None = None) -> Attribution:
+        """The attribution component with these params; ``owner`` (e.g. "metric
+        attribution_variance") names who asked when the name is not registered."""
+        if owner is not None:
+            reg = registry.load_all()
+            if not reg.has("attributions", self.name):
+                raise UserError(f"{owner}: {reg.unknown_message('attributions', self.name)}; "
+                                "set params.attribution in evaluation.metrics")
         return registry.build("attributions", self.name, self.params)

@@ -5,11 +5,9 @@ from __future__ import annotations
 import torch
 from pydantic import Field, ValidationError
 
-import registry
 from registry import StrictParams, register
 from registry.base import Attribution, Metric
 from registry.attributions.spec import AttributionSpec
-from registry.errors import UserError
 from registry.types import Classifier, EncodedData, TokenAttributions
 
 
@@ -67,12 +65,7 @@ class AttributionVariance(Metric):
     def attribution(self) -> Attribution:
         """The attribution component, built once."""
         if self._attribution is None:
-            spec = self.params.attribution
-            reg = registry.load_all()
-            if not reg.has("attributions", spec.name):
-                raise UserError(f"metric attribution_variance: {reg.unknown_message('attributions', spec.name)}; "
-                                "set params.attribution in evaluation.metrics")
-            self._attribution = registry.build("attributions", spec.name, spec.params)
+            self._attribution = self.params.attribution.build(owner="metric attribution_variance")
         return self._attribution
 
     def compute_split(self, model: Classifier, data: EncodedData, device: torch.device) -> dict[str, float]:

@@ -8,12 +8,10 @@ import torch
 from pydantic import Field
 from sklearn.metrics import average_precision_score
 
-import registry
 from registry import StrictParams, register
 from registry.attributions._common import special_token_ids
 from registry.attributions.spec import AttributionSpec
 from registry.base import Attribution, Metric
-from registry.errors import UserError
 from registry.metrics.attribution_variance import sample_rows
 from registry.types import Classifier, EncodedData
 
@@ -68,12 +66,7 @@ class RationaleAgreement(Metric):
     def attribution(self) -> Attribution:
         """The attribution component, built once."""
         if self._attribution is None:
-            spec = self.params.attribution
-            reg = registry.load_all()
-            if not reg.has("attributions", spec.name):
-                raise UserError(f"metric rationale_agreement: {reg.unknown_message('attributions', spec.name)}; "
-                                "set params.attribution in evaluation.metrics")
-            self._attribution = spec.build()
+            self._attribution = self.params.attribution.build(owner="metric rationale_agreement")
         return self._attribution
 
     def compute_split(self, model: Classifier, data: EncodedData, device: torch.device) -> dict[str, float]:
