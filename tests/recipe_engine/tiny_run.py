@@ -55,3 +55,20 @@ def write_recipe(path: Path, data_dir: Path, *, seeds=(1, 2), epochs: int = 2, e
         runtime: {{progress: false, log_every: 2, checkpoint_every: 3}}
     """) + extra)
     return path
+
+
+def validate_without_rationales(tmp_path: Path, term: str) -> tuple[int, Path, str]:
+    """``validate`` of the tiny recipe with ``term`` (a YAML flow mapping) added to its phase, on
+    a dataset without a rationale column: (exit code, recipe path, stderr text via the CLI)."""
+    import contextlib
+    import io
+
+    from recipe_engine.cli import main
+
+    recipe = write_recipe(tmp_path / "r.yaml", write_data(tmp_path)).read_text()
+    path = tmp_path / "norat.yaml"
+    path.write_text(recipe.replace("objectives: [{name: cross_entropy}]", f"objectives: [{{name: cross_entropy}}, {term}]"))
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(["validate", str(path)])
+    return code, path, err.getvalue()

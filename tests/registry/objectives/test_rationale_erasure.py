@@ -3,7 +3,6 @@ prior), the gradient, and `validate` refusing it on a dataset without rationales
 from __future__ import annotations
 
 import math
-import textwrap
 from types import SimpleNamespace
 
 import pytest
@@ -14,7 +13,7 @@ import registry
 from registry._lib.replacement import log2_odds_of_mean, replacement_positions, token_prior
 from registry.data import EncodedSplit
 from registry.objectives.rationale_erasure import RationaleErasure
-from registry.types import Batch, ClassifierOutput, ObjectiveContext
+from registry.types import ClassifierOutput, ObjectiveContext
 from tests.registry._lib.fakes import tiny_classifier
 
 PAD, CLS, SEP, MASK = 0, 1, 2, 3
@@ -220,18 +219,11 @@ def test_params_schema_and_defaults():
         RationaleErasure.Params(replace="bert")
 
 
-def test_validate_refuses_it_on_a_dataset_without_rationales(tmp_path, capsys):
-    from recipe_engine.cli import main
-    from tests.recipe_engine.tiny_run import write_data, write_recipe
+def test_validate_refuses_it_on_a_dataset_without_rationales(tmp_path):
+    from tests.recipe_engine.tiny_run import validate_without_rationales
 
-    data = write_data(tmp_path)
-    recipe = write_recipe(tmp_path / "r.yaml", data).read_text()
-    recipe = recipe.replace("objectives: [{name: cross_entropy}]",
-                            "objectives: [{name: cross_entropy}, {name: rationale_erasure, weight: 0.5}]")
-    path = tmp_path / "norat.yaml"
-    path.write_text(recipe)
-    assert main(["validate", str(path)]) == 1
-    err = capsys.readouterr().err
+    code, path, err = validate_without_rationales(tmp_path, "{name: rationale_erasure, weight: 0.5}")
+    assert code == 1
     assert "Traceback" not in err and err.startswith(f"{path}:")
     assert ("objective 'rationale_erasure' requires a 'rationale' column, which dataset 'files' does not provide "
             "(it has: confound, label, text); use a dataset with one, or map one in data.params.columns.rationale") in err

@@ -214,17 +214,11 @@ def test_params():
         RationaleExtractor.Params(role="align", multiplier_init=300.0)
 
 
-def test_validate_refuses_it_on_a_dataset_without_rationales(tmp_path, capsys):
-    from recipe_engine.cli import main
-    from tests.recipe_engine.tiny_run import write_data, write_recipe
+def test_validate_refuses_it_on_a_dataset_without_rationales(tmp_path):
+    from tests.recipe_engine.tiny_run import validate_without_rationales
 
-    recipe = write_recipe(tmp_path / "r.yaml", write_data(tmp_path)).read_text()
-    recipe = recipe.replace("objectives: [{name: cross_entropy}]",
-                            "objectives: [{name: cross_entropy}, {name: rationale_extractor, params: {role: align}}]")
-    path = tmp_path / "norat.yaml"
-    path.write_text(recipe)
-    assert main(["validate", str(path)]) == 1
-    err = capsys.readouterr().err
+    code, path, err = validate_without_rationales(tmp_path, "{name: rationale_extractor, params: {role: align}}")
+    assert code == 1
     assert "Traceback" not in err and err.startswith(f"{path}:")
     assert ("objective 'rationale_extractor' requires a 'rationale' column, which dataset 'files' does not provide "
             "(it has: confound, label, text); use a dataset with one, or map one in data.params.columns.rationale") in err

@@ -177,18 +177,11 @@ def test_an_attribution_without_a_graph_is_refused_at_the_first_step():
         obj.loss(model, batch)
 
 
-def test_validate_refuses_it_on_a_dataset_without_rationales(tmp_path, capsys):
-    from recipe_engine.cli import main
-    from tests.recipe_engine.tiny_run import write_data, write_recipe
+def test_validate_refuses_it_on_a_dataset_without_rationales(tmp_path):
+    from tests.recipe_engine.tiny_run import validate_without_rationales
 
-    data = write_data(tmp_path)
-    recipe = write_recipe(tmp_path / "r.yaml", data).read_text()
-    recipe = recipe.replace("objectives: [{name: cross_entropy}]",
-                            "objectives: [{name: cross_entropy}, {name: rationale_margin, weight: 0.5}]")
-    path = tmp_path / "norat.yaml"
-    path.write_text(recipe)
-    assert main(["validate", str(path)]) == 1
-    err = capsys.readouterr().err
+    code, path, err = validate_without_rationales(tmp_path, "{name: rationale_margin, weight: 0.5}")
+    assert code == 1
     assert "Traceback" not in err and err.startswith(f"{path}:")
     assert ("objective 'rationale_margin' requires a 'rationale' column, which dataset 'files' does not provide "
             "(it has: confound, label, text); use a dataset with one, or map one in data.params.columns.rationale") in err
