@@ -161,7 +161,8 @@ class Schedule(Strict):
 
 #: optional settings added after recipes were run and archived: while unset (None) they are
 #: left out of the fingerprint, so those runs keep their fingerprint (``--resume``, archives)
-UNSET_NOT_FINGERPRINTED: tuple[tuple[str, ...], ...] = (("evaluation", "early_stopping"), ("evaluation", "attributions"))
+UNSET_NOT_FINGERPRINTED: tuple[tuple[str, ...], ...] = (("evaluation", "early_stopping"), ("evaluation", "attributions"),
+                                                         ("data", "params", "keep_ids"))
 
 
 class EarlyStopping(Strict):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Optional, Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field
@@ -41,6 +41,9 @@ class NLIParams(StrictParams):
     train_size: int | None = Field(None, ge=1, description="rows drawn (seeded, without replacement) from the training split; null = all")
     eval_size: int | None = Field(None, ge=1, description="rows drawn from each other split (dev, test, ...; HANS has hans_size); null = all")
     subsample_seed: int = Field(2021, description="seed of the subsampling (fixed across run seeds, like textlen's build_seed)")
+    keep_ids: Optional[list[str]] = Field(
+        None, description="ids every eval_size subsample keeps (in place of drawn rows, so the size holds), e.g. "
+                          "HILDIF's handpicked anchors; ids a split lacks are ignored; null = none")
     confound: Literal["none", "lexical_overlap", "negation"] = Field(
         "none",
         description="computed confound column: 'lexical_overlap' = every hypothesis word occurs in the premise "
@@ -110,12 +113,21 @@ def read_pairs(path: Path, names: list[str], split: str, dataset: str) -> tuple[
     return Split(name=split, ids=ids, text=text, label=label, text_pair=pair, meta=meta), dropped
 
 
-def subsample(split: Split, size: int | None, seed: int) -> Split:
-    """``size`` rows drawn without replacement by ``numpy.random.default_rng(seed)``, kept in file order."""
+def subsample(split: Split, size: int | None, seed: int, keep_ids: list[str] | None = None) -> Split:
+    """``size`` rows drawn without replacement by ``numpy.random.default_rng(seed)``, kept in file order.
+
+    Rows named in ``keep_ids`` are always kept: they take the places of the last drawn rows
+    (in draw order) that are not themselves kept, so the size and the other draws hold."""
     if size is None or size >= len(split):
         return split
-    keep = np.sort(np.random.default_rng(seed).choice(len(split), size=size, replace=False))
-    return take(split, keep.tolist())
+    drawn = np.random.default_rng(seed).choice(len(split), size=size, replace=False).tolist()
+    wanted = set(keep_ids or [])
+    forced = [i for i, id_ in enumerate(split.ids) if id_ in wanted]
+    if forced:
+        missing = [i for i in forced if i not in set(drawn)]
+        removable = [i for i in reversed(drawn) if i not in set(forced)][:len(missing)]
+        drawn = [i for i in drawn if i not in set(removable)] + missing
+    return take(split, sorted(drawn))
 
 
 def stratified(split: Split, size: int | None, seed: int, by: tuple[str, ...] = ("heuristic", "subcase")) -> Split:
@@ -172,7 +184,8 @@ def build_bundle(
         split, dropped = read_pairs(path, LABEL_NAMES, name, dataset)
         if dropped:
             notes.append(f"{dataset} {name}: {dropped:,} rows without a gold label skipped ({len(split):,} kept)")
-        splits[name] = subsample(split, p.train_size if name == train_split else p.eval_size, p.subsample_seed)
+        size = p.train_size if name == train_split else p.eval_size
+        splits[name] = subsample(split, size, p.subsample_seed, None if name == train_split else p.keep_ids)
         paths.append(path)
     if getattr(p, "hans", False):
         path, splits["hans"], dropped = load_hans(root, dataset, "hans", p.hans_size, p.subsample_seed)

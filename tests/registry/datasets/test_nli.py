@@ -95,6 +95,19 @@ def test_subsampling_is_seeded_and_hans_stratified(root):
     assert Counter(zip(cut.meta["heuristic"], cut.meta["subcase"])) == {k: 2 for k in Counter(zip(hans.meta["heuristic"], hans.meta["subcase"]))}
 
 
+def test_keep_ids_survive_the_eval_subsample_in_place_of_drawn_rows(root):
+    base = {"eval_size": 4, "subsample_seed": 7, "hans": False}
+    plain = registry.build("dataset", "mnli", base).load(root)
+    drawn = plain.splits["dev_matched"].ids
+    outside = [i for i in (f"dev_matched-{k}" for k in range(9)) if i not in drawn][:2]
+    kept = registry.build("dataset", "mnli", {**base, "keep_ids": [*outside, drawn[0], "not-there"]}).load(root)
+    ids = kept.splits["dev_matched"].ids
+    assert len(ids) == 4 and set(outside) | {drawn[0]} <= set(ids)
+    assert len(set(ids) & set(drawn)) == 2  # two drawn rows made room; the rest of the draw holds
+    assert ids == sorted(ids, key=lambda i: int(i.rsplit("-", 1)[1]))  # file order
+    assert kept.splits["train_subset"].ids == plain.splits["train_subset"].ids  # never the training split
+
+
 def test_confounds_hand_computed():
     assert _nli.words("Don't stop, NOW!") == ["don't", "stop", "now"]
     assert _nli.lexical_overlap("The doctor saw the lawyer.", "The lawyer saw the doctor") == 1
