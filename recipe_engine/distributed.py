@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -37,7 +38,7 @@ from recipe_engine.errors import UserError
 from registry._lib.ranks import Ranks
 
 __all__ = ["Ranks", "TORCHRUN_FLAGS", "launch", "torchrun_command", "start", "stop", "world_from_env",
-           "all_reduce_grads", "broadcast", "barrier", "any_rank"]
+           "all_reduce_grads", "broadcast", "barrier", "any_rank", "worker_exit"]
 
 #: ``run`` options passed through to torchrun (multi-node runs); any of them turns ``--standalone`` off
 TORCHRUN_FLAGS = ("--nnodes", "--node-rank", "--rdzv-endpoint", "--rdzv-backend", "--rdzv-id", "--master-addr",
@@ -46,6 +47,10 @@ TORCHRUN_FLAGS = ("--nnodes", "--node-rank", "--rdzv-endpoint", "--rdzv-backend"
 
 #: the launching command line, handed to the workers for ``run.json``
 COMMAND_ENV = "RECIPE_ENGINE_LAUNCH_COMMAND"
+#: where rank 0 leaves its exit status for the launcher (torchrun itself only says failed or not)
+EXIT_FILE_ENV = "RECIPE_ENGINE_EXIT_FILE"
+#: ``runner.EXIT_INTERRUPTED``: a stopped run, which a worker reports as success to torchrun
+INTERRUPTED = 3
 
 
 def world_from_env() -> int:
@@ -72,10 +77,29 @@ def launch(nproc: int, passthrough: dict[str, str], engine_args: Sequence[str], 
     env.setdefault("OMP_NUM_THREADS", "1")  # torchrun's own default, without its warning
     if command:
         env[COMMAND_ENV] = command
+    fd, exit_file = tempfile.mkstemp(prefix="recipe-engine-exit-")
+    os.close(fd)
+    env[EXIT_FILE_ENV] = exit_file
     try:
-        return subprocess.call(torchrun_command(nproc, passthrough, engine_args), env=env)
+        rc = subprocess.call(torchrun_command(nproc, passthrough, engine_args), env=env)
+        text = Path(exit_file).read_text().strip()
+        return int(text) if text else rc
     except KeyboardInterrupt:
         return 130
+    finally:
+        Path(exit_file).unlink(missing_ok=True)
+
+
+def worker_exit(code: int) -> int:
+    """A worker's exit status for torchrun; rank 0 also leaves ``code`` for the launcher.  An
+    interrupted run (``--resume`` continues it) is not a failure to torchrun, which would
+    print a traceback and, with ``--max-restarts``, start it again."""
+    if world_from_env() <= 1:
+        return code
+    path = os.environ.get(EXIT_FILE_ENV)
+    if path and os.environ.get("RANK", "0") == "0":
+        Path(path).write_text(f"{code}\n")
+    return 0 if code == INTERRUPTED else code
 
 
 def start(device: torch.device, timeout_s: int = 1800) -> Ranks:

@@ -28,7 +28,7 @@ from recipe_engine.train import Interrupted, pick_device, train_seed
 from registry.datasets.data_root import resolve_data_root
 from registry.types import DatasetBundle
 
-EXIT_OK, EXIT_INTERRUPTED = 0, 3
+EXIT_OK, EXIT_INTERRUPTED = 0, distributed.INTERRUPTED
 
 
 def same_method(run_dir: Path, resolved: Resolved) -> bool:

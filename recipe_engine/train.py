@@ -128,8 +128,10 @@ def train_seed(recipe: Recipe, bundle: DatasetBundle, seed: int, seed_dir: Path,
                 faults.point("step")
                 out.step_done()
 
-                stopping = distributed.any_rank(bool(stop.requested), ranks, device) if ranks.split else stop.requested
                 due = Due.after(recipe, seg, step, global_step, eval_every)
+                stopping = stop.requested
+                if ranks.split:  # a stop caught by any rank stops all, at a step they agree on (no per-step sync)
+                    stopping = due.log and distributed.any_rank(bool(stop.requested), ranks, device)
                 if due.log or due.checkpoint or due.eval or global_step == max_steps or stopping:
                     guard.check(seed, seg, terms, ckpt)
                 if due.log:
