@@ -203,7 +203,8 @@ def setup(recipe: Recipe, bundle: DatasetBundle, seed: int, device: torch.device
     train = encode_split(train_split, model.tokenizer, recipe.data.max_length, visible)
     evals = {name: encode_split(bundle.splits[name], model.tokenizer, recipe.data.max_length) for name in recipe.evaluation.splits}
     for note in filter(None, map(truncation_note, [train, *evals.values()])):  # the dataset's notes: runner
-        print(f"data: {note}", file=sys.stderr)
+        if ranks.main:
+            print(f"data: {note}", file=sys.stderr)
     num_confounds = len(bundle.confound_names or []) or int(train_confound.max().item()) + 1
     ctx = ObjectiveContext(model=model, train=train, num_labels=num_labels, num_confounds=max(num_confounds, 1),
                            device=device, generator=torch.Generator().manual_seed(seed + 1),
