@@ -17,7 +17,7 @@ from typing import Any, Sequence
 import yaml
 
 import registry
-from recipe_engine import runner
+from recipe_engine import distributed, runner
 from recipe_engine.bundles import load_bundle, recipe_timeline
 from recipe_engine.compare import FORMATS as COMPARE_FORMATS
 from recipe_engine.compare import compare_paths
@@ -70,6 +70,12 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--resume", metavar="RUN", help="continue an interrupted run folder")
     s.add_argument("--grid", action="append", default=[], metavar="KEY=A,B", help="sweep: one child run per combination")
     s.add_argument("--max-steps", type=int, help=argparse.SUPPRESS)  # for tests: stop after N steps (simulated crash)
+    s.add_argument("--nproc", type=int, default=1, metavar="N",
+                   help="processes on this machine (one per GPU, or CPU processes with gloo): relaunches the command "
+                        "through torch.distributed.run; the same global batch, gradients summed, one run folder")
+    for flag in distributed.TORCHRUN_FLAGS:
+        s.add_argument(flag, dest="torchrun_" + flag[2:].replace("-", "_"), metavar="V",
+                       help=f"passed to torchrun as {flag} (multi-node runs; turns off --standalone)")
 
     s = sub.add_parser("diff", help="semantic diff of two recipes or run folders (exit 0 same method, 1 different, 2 error)")
     s.add_argument("a", help="recipe file or run folder")
@@ -95,12 +101,18 @@ def print_errors(exc: RecipeErrors) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args, extra = parser.parse_known_args(argv)
+    args.argv = argv
     if extra:  # overrides written after an option, e.g. `run R --resume X a.b=1`
         if hasattr(args, "overrides") and all("=" in e or e.startswith("~") for e in extra):
             args.overrides = list(args.overrides) + extra
         else:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return distributed.worker_exit(_dispatch(args))
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     try:
         return COMMANDS[args.command](args)
     except RecipeErrors as exc:
@@ -288,7 +300,19 @@ def schedule_text(resolved: Resolved) -> str:
 
 # ---------------------------------------------------------------- run
 def cmd_run(args: argparse.Namespace) -> int:
-    """``run RECIPE``: a new run, ``--resume RUN`` of an interrupted one, or a ``--grid`` study."""
+    """``run RECIPE``: a new run, ``--resume RUN`` of an interrupted one, or a ``--grid`` study;
+    ``--nproc N`` (or a torchrun flag) relaunches the same command in N worker processes."""
+    passthrough = {flag: getattr(args, "torchrun_" + flag[2:].replace("-", "_")) for flag in distributed.TORCHRUN_FLAGS}
+    passthrough = {k: v for k, v in passthrough.items() if v is not None}
+    if args.nproc < 1:
+        raise UserError(f"--nproc {args.nproc}: give a number of processes >= 1")
+    if (args.nproc > 1 or passthrough) and distributed.world_from_env() <= 1:
+        if args.grid:
+            raise UserError("--grid with --nproc: a study's runs are launched one after another in this process; "
+                            "run each grid point with its own `recipe-engine run ... --nproc N`, or drop --nproc")
+        resolve(args.recipe, list(args.overrides))  # a broken recipe is reported once, here, not by every worker
+        return distributed.launch(args.nproc, passthrough, worker_args(args.argv),
+                                  command=runner.launch_command(args.argv))
     overrides = list(args.overrides)
     if args.seeds:
         try:
@@ -320,6 +344,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         run_dir = None
     return runner.execute(resolved, args.recipe, overrides, run_dir=run_dir, out_root=None if run_dir else out_root,
                           max_steps=args.max_steps)
+
+
+def worker_args(argv: Sequence[str]) -> list[str]:
+    """The command line without ``--nproc`` and the torchrun flags: what each worker runs."""
+    drop = ("--nproc", *distributed.TORCHRUN_FLAGS)
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a in drop:
+            skip = True
+        elif not a.startswith(tuple(f"{d}=" for d in drop)):
+            out.append(a)
+    return out
 
 
 # ---------------------------------------------------------------- diff / compare

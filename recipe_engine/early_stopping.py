@@ -23,8 +23,11 @@ from recipe_engine.schema import EarlyStopping
 
 
 class EarlyStopper:
-    def __init__(self, spec: EarlyStopping | None, best_path: Path):
+    def __init__(self, spec: EarlyStopping | None, best_path: Path, writes: bool = True):
+        """``writes`` False: track the metric, but leave ``best.pt`` to the process that writes
+        it (rank 0 of a multi-process run; the others read it in ``restore_best``)."""
         self.spec = spec
+        self.writes = writes
         self.best_ckpt = Checkpoint(best_path)
         self.best = -math.inf if spec is None or spec.mode == "max" else math.inf
         self.best_step: int | None = None
@@ -50,7 +53,7 @@ class EarlyStopper:
         better = value > self.best + self.spec.min_delta if self.spec.mode == "max" else value < self.best - self.spec.min_delta
         if better:
             self.best, self.best_step, self.bad = value, step, 0
-            if self.spec.restore_best:
+            if self.spec.restore_best and self.writes:
                 self.best_ckpt.save({name: m.state_dict() for name, m in modules.items()})
             return False
         self.bad += 1

@@ -13,6 +13,7 @@ from torch import nn
 from recipe_engine.errors import UserError
 from recipe_engine.table import order_keys
 from registry._lib.per_example import eval_mode
+from registry._lib.ranks import Ranks
 from registry.base import Metric
 from registry.types import Batch, Classifier, EncodedData, Predictions
 
@@ -36,11 +37,17 @@ def predict(
     batch_size: int,
     device: torch.device | str,
     autocast_dtype: torch.dtype | None = None,
+    ranks: Ranks | None = None,
 ) -> torch.Tensor:
     """Logits ``(N, C)`` on the CPU, row ``i`` for example ``i`` of ``data`` (placed by
     ``batch.index``), computed in eval mode without gradients; half-precision autocast
-    logits come back as float32."""
+    logits come back as float32.
+
+    ``ranks`` of a multi-process run: each rank predicts its contiguous share of the examples
+    (``data.batch`` of them, ``batch_size`` at a time) and every rank gets all the logits."""
     device = torch.device(device)
+    if ranks is not None and ranks.split:
+        return _predict_shared(model, data, batch_size, device, autocast_dtype, ranks)
     n = len(data.labels)
     out: torch.Tensor | None = None
     seen = torch.zeros(n, dtype=torch.bool)
@@ -66,6 +73,29 @@ def predict(
     return out
 
 
+def _predict_shared(model: nn.Module, data: Any, batch_size: int, device: torch.device,
+                    autocast_dtype: torch.dtype | None, ranks: Ranks) -> torch.Tensor:
+    """``predict`` over this rank's share, gathered (see ``predict``)."""
+    n = len(data.labels)
+    mine = ranks.part(torch.arange(n))
+    autocast = (torch.autocast(device_type=device.type, dtype=autocast_dtype) if autocast_dtype is not None
+                else contextlib.nullcontext())
+    width, dtype = model.head.out_features, model.head.weight.dtype
+    dtype = torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+    rows, index = [torch.zeros((0, width), dtype=dtype, device=device)], [torch.zeros(0, dtype=torch.long, device=device)]
+    with eval_mode(model), torch.no_grad(), autocast:
+        for chunk in mine.split(batch_size):
+            batch = data.batch(chunk).to(device)
+            rows.append(_logits(model(**batch.model_inputs())).detach().to(dtype))
+            index.append(batch.index.to(device).long())
+    logits, index = ranks.gather(torch.cat(rows)).cpu(), ranks.gather(torch.cat(index)).cpu()
+    out = torch.empty((n, width), dtype=logits.dtype)
+    out[index] = logits
+    if index.numel() != n or index.unique().numel() != n:
+        raise RuntimeError(f"predict: the ranks predicted {index.unique().numel()} of {n} examples")
+    return out
+
+
 def predictions(
     model: nn.Module,
     data: EvalData,
@@ -77,6 +107,7 @@ def predictions(
     meta: dict[str, list[Any]] | None = None,
     confound_names: list[str] | None = None,
     confound_column: str | None = None,
+    ranks: Ranks | None = None,
 ) -> Predictions:
     """``predict`` plus the split's labels, confound (``None`` if absent) and meta columns.
 
@@ -85,7 +116,7 @@ def predictions(
     vs neutral + contradiction) is scored on its own classes: the logits become the groups'
     log-probabilities, ``logsumexp`` of the model's log-softmax over each group (so softmax of
     them is the summed, still calibrated, probability), and the label names are the split's."""
-    logits = predict(model, data, batch_size, device, autocast_dtype)
+    logits = predict(model, data, batch_size, device, autocast_dtype, ranks)
     groups = getattr(data, "label_groups", None)
     if groups:
         logp = torch.log_softmax(logits.double(), dim=-1)

@@ -67,3 +67,20 @@ class RunLog:
         if self.writer is not None:
             self.writer.close()
             self.writer = None
+
+
+class NullLog(RunLog):
+    """The log of a rank other than 0 in a multi-process run: it writes nothing (no file, no
+    TensorBoard, no progress bar); rank 0's ``RunLog`` records the run."""
+
+    def __init__(self) -> None:
+        self.path = None
+        self.repaired = False
+        self.writer = None
+        self.bar = None
+
+    def train(self, step: int, fields: dict[str, Any], postfix: dict[str, str]) -> None:
+        pass
+
+    def eval(self, step: int, values: dict[str, float]) -> None:
+        pass

@@ -6,13 +6,14 @@ are read in ``recipe_engine.cli``; a ``--grid`` of runs is ``recipe_engine.sweep
 """
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from pathlib import Path
 
 import torch
 
-from recipe_engine import faults
+from recipe_engine import distributed, faults
 from recipe_engine.bundles import load_bundle
 from recipe_engine.data_checks import check_bundle
 from recipe_engine.disk import DISK_ERRNOS, check_output_folder, disk_error
@@ -25,8 +26,9 @@ from recipe_engine.runs import (RESOLVED_FILE, finished_seed_metrics, mark_compl
 from recipe_engine.table import results_table
 from recipe_engine.train import Interrupted, pick_device, train_seed
 from registry.datasets.data_root import resolve_data_root
+from registry.types import DatasetBundle
 
-EXIT_OK, EXIT_INTERRUPTED = 0, 3
+EXIT_OK, EXIT_INTERRUPTED = 0, distributed.INTERRUPTED
 
 
 def same_method(run_dir: Path, resolved: Resolved) -> bool:
@@ -41,8 +43,16 @@ def same_method(run_dir: Path, resolved: Resolved) -> bool:
         return False
 
 
+def launch_command(argv: list[str]) -> str:
+    """``recipe-engine ARGV`` as typed (the command a ``--nproc`` run records in ``run.json``)."""
+    return " ".join(["recipe-engine", *(shlex.quote(a) for a in argv)])
+
+
 def _command_line() -> str:
-    """The command as a person would type it: ``recipe-engine ...`` or ``python SCRIPT ...``."""
+    """The command as a person would type it: ``recipe-engine ...`` or ``python SCRIPT ...`` (under
+    ``--nproc``, the launching command, which ``distributed.launch`` hands its workers)."""
+    if os.environ.get(distributed.COMMAND_ENV):
+        return os.environ[distributed.COMMAND_ENV]
     prog = sys.argv[0] if sys.argv else ""
     head = "recipe-engine" if prog.endswith(("recipe-engine", "__main__.py")) else f"python {prog}"
     return " ".join([head, *(shlex.quote(a) for a in sys.argv[1:])])
@@ -51,7 +61,10 @@ def _command_line() -> str:
 def execute(resolved: Resolved, recipe_path: str, overrides: list[str], *, run_dir: Path | None = None,
             out_root: Path | None = None, max_steps: int | None = None, quiet: bool = False) -> int:
     """Run every seed of a resolved recipe into a (new or resumed) run folder; ``runtime.threads``
-    holds for the run only (a caller in the same process gets its thread count back)."""
+    holds for the run only (a caller in the same process gets its thread count back).
+
+    Under torchrun (``WORLD_SIZE`` > 1, see ``recipe_engine.distributed``) every worker runs
+    this: rank 0 names and writes the run folder, the others follow its path."""
     threads = torch.get_num_threads()
     try:
         if resolved.recipe.runtime.threads:
@@ -60,46 +73,40 @@ def execute(resolved: Resolved, recipe_path: str, overrides: list[str], *, run_d
                         quiet=quiet)
     finally:
         torch.set_num_threads(threads)
+        distributed.stop()
 
 
 def _execute(resolved: Resolved, recipe_path: str, overrides: list[str], *, run_dir: Path | None,
              out_root: Path | None, max_steps: int | None, quiet: bool) -> int:
     recipe = resolved.recipe
-    say = (lambda *a, **k: None) if quiet else (lambda *a, **k: print(*a, **k, file=sys.stderr))
     device = pick_device(recipe.runtime.device)
+    ranks = distributed.start(device)
+    quiet = quiet or not ranks.main  # rank 0 speaks for the run
+    say = (lambda *a, **k: None) if quiet else (lambda *a, **k: print(*a, **k, file=sys.stderr))
     data_root = resolve_data_root(recipe.runtime.data_root)
     bundle = load_bundle(recipe, fresh=True)
     notes = [*bundle.notes, *check_bundle(recipe, bundle)]  # before a run folder exists: bad data raises here
 
-    check_output_folder(out_root if run_dir is None else run_dir)
-    if run_dir is None:
-        run_dir = new_run_dir(out_root, recipe.name, resolved.fingerprint)
-        write_run_start(run_dir, Path(recipe_path).read_text(encoding="utf-8"), resolved.data, {
-            "command": _command_line(),
-            "recipe": str(recipe_path),
-            "overrides": overrides,
-            "fingerprint": resolved.fingerprint,
-            "seeds": list(recipe.seeds),
-            "environment": environment_info(str(device)),
-            "data_root": str(data_root),
-            "data_hashes": data_hashes(bundle.files),
-            "extends": resolved.loaded.files,
-        })
+    if not ranks.main:
+        run_dir = Path(distributed.broadcast(None, ranks))
     else:
-        remove_temp_files(run_dir)
+        run_dir = _start_run_folder(resolved, recipe_path, overrides, run_dir, out_root, device, data_root, bundle,
+                                    ranks.world)
+        distributed.broadcast(str(run_dir), ranks)
     say(f"run folder: {run_dir}")
     for note in notes:
         say(f"data: {note}")
 
     per_seed: dict[int, dict[str, float]] = {}
     for seed in recipe.seeds:
-        done = finished_seed_metrics(seed_dir(run_dir, seed))
+        done = distributed.broadcast(finished_seed_metrics(seed_dir(run_dir, seed)) if ranks.main else None, ranks)
         if done is not None:
             per_seed[seed] = done
             say(f"seed {seed}: already done")
             continue
         try:
-            result = train_seed(recipe, bundle, seed, seed_dir(run_dir, seed), device=device, max_steps=max_steps, log=say)
+            result = train_seed(recipe, bundle, seed, seed_dir(run_dir, seed), device=device, max_steps=max_steps, log=say,
+                                ranks=ranks)
         except Interrupted as exc:
             say(f"seed {seed}: {exc}; continue with: recipe-engine run {recipe_path} --resume {run_dir}")
             return EXIT_INTERRUPTED
@@ -111,6 +118,8 @@ def _execute(resolved: Resolved, recipe_path: str, overrides: list[str], *, run_
         faults.point("seed")
         say(f"seed {seed}: " + ", ".join(f"{k}={v:.2f}" for k, v in result.metrics.items() if k.endswith("accuracy")))
 
+    if not ranks.main:
+        return EXIT_OK
     aggregate = aggregate_seeds(per_seed)
     write_summary(run_dir, per_seed, aggregate, {"recipe": recipe.name, "fingerprint": resolved.fingerprint})
     write_run_report(run_dir)
@@ -119,3 +128,28 @@ def _execute(resolved: Resolved, recipe_path: str, overrides: list[str], *, run_
         print(f"\n{recipe.name}: {len(per_seed)} seed(s), mean ± sd\n" + results_table(aggregate))
         print(f"\nrun folder: {run_dir}")
     return EXIT_OK
+
+
+def _start_run_folder(resolved: Resolved, recipe_path: str, overrides: list[str], run_dir: Path | None,
+                      out_root: Path | None, device: torch.device, data_root: Path, bundle: DatasetBundle,
+                      world_size: int) -> Path:
+    """A new run folder with its recipe files and ``run.json`` (or the resumed one, cleaned of
+    temporary files); on rank 0 only."""
+    recipe = resolved.recipe
+    check_output_folder(out_root if run_dir is None else run_dir)
+    if run_dir is None:
+        run_dir = new_run_dir(out_root, recipe.name, resolved.fingerprint)
+        write_run_start(run_dir, Path(recipe_path).read_text(encoding="utf-8"), resolved.data, {
+            "command": _command_line(),
+            "recipe": str(recipe_path),
+            "overrides": overrides,
+            "fingerprint": resolved.fingerprint,
+            "seeds": list(recipe.seeds),
+            "environment": environment_info(str(device), world_size),
+            "data_root": str(data_root),
+            "data_hashes": data_hashes(bundle.files),
+            "extends": resolved.loaded.files,
+        })
+    else:
+        remove_temp_files(run_dir)
+    return run_dir

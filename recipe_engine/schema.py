@@ -205,6 +205,8 @@ class Runtime(Strict):
     checkpoint_every: Optional[Annotated[int, Field(gt=0)]] = Field(None, description="steps between checkpoints (always one at the end of each phase)")
     progress: bool = Field(True, description="progress bar with ETA")
     threads: Optional[Annotated[int, Field(gt=0)]] = Field(None, description="torch CPU threads")
+    compile: bool = Field(False, description="torch.compile the model for segments whose terms are all first order "
+                                             "(second-order phases, e.g. influence tuning, stay eager); helps on GPU")
 
 
 class Recipe(Strict):

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 import registry
-from recipe_engine import faults
+from recipe_engine import distributed, faults
 from recipe_engine.attribution_dump import save_attributions
 from recipe_engine.checkpoint import Checkpoint
 from recipe_engine.early_stopping import EarlyStopper
@@ -33,10 +33,11 @@ from recipe_engine.evaluate import evaluate_predictions, evaluate_split_metrics,
 from recipe_engine.feeds import OwnBatches, epoch_order, train_batches
 from recipe_engine.outputs import atomic_write_json
 from recipe_engine.plan import PlanError, Segment, Term, Timeline, check_timeline, leaf_terms, timeline_for, totals_text
-from recipe_engine.run_log import RunLog
+from recipe_engine.run_log import NullLog, RunLog
 from recipe_engine.schema import Recipe
 from recipe_engine.stop_signals import StopRequests
 from registry._lib.per_example import eval_mode
+from registry._lib.ranks import Ranks
 from registry.base import Objective
 from registry.data import EncodedSplit, confound_visibility, encode_split, truncation_note
 from registry.types import Batch, DatasetBundle, ObjectiveContext
@@ -74,15 +75,21 @@ class Setup:
     extras: nn.ModuleDict
     timeline: Timeline
     optimizers: dict[str, OptimizerSlot]  # "main" or the phase id owning it
+    ranks: Ranks = field(default_factory=Ranks)  # this process's share of a multi-process run
+    compiled: nn.Module | None = None  # torch.compile(model) for first-order segments (runtime.compile)
 
 
 # ---------------------------------------------------------------- one seed
 def train_seed(recipe: Recipe, bundle: DatasetBundle, seed: int, seed_dir: Path, *, device: torch.device,
-               max_steps: int | None = None, log: Callable[[str], Any] = print) -> SeedResult:
-    seed_dir.mkdir(parents=True, exist_ok=True)
+               max_steps: int | None = None, log: Callable[[str], Any] = print, ranks: Ranks = Ranks()) -> SeedResult:
+    """Several processes (``ranks``, see ``recipe_engine.distributed``) run the same lines: each
+    reads its share of every global batch and of the probes, the gradients are summed, and
+    rank 0 alone writes the log, checkpoints and evaluation files."""
+    if ranks.main:
+        seed_dir.mkdir(parents=True, exist_ok=True)
     seed_everything(seed)
     autocast = autocast_for(device, recipe.runtime.precision)
-    run = setup(recipe, bundle, seed, device)
+    run = setup(recipe, bundle, seed, device, ranks)
     ckpt = Checkpoint(seed_dir / "checkpoints" / "last.pt")
     pos = {"segment": 0, "step": 0, "global_step": 0, "epoch": 0, "batch": 0}
     saved = ckpt.load(device)
@@ -91,11 +98,11 @@ def train_seed(recipe: Recipe, bundle: DatasetBundle, seed: int, seed_dir: Path,
         log(f"seed {seed}: resumed at step {pos['global_step']} (segment {pos['segment']})")
     log(f"seed {seed}: {totals_text(run.timeline)}")
     out = RunLog(seed_dir, seed=seed, total_steps=run.timeline.total_steps, done_steps=pos["global_step"],
-                 tensorboard=recipe.runtime.tensorboard, progress=recipe.runtime.progress)
+                 tensorboard=recipe.runtime.tensorboard, progress=recipe.runtime.progress) if ranks.main else NullLog()
     stream = train_batches(run.train, recipe.data.batch_size, seed, pos)
     every = recipe.evaluation.every
     eval_every = None if every is None else (every.steps or every.epochs * run.timeline.steps_per_epoch)
-    stopper = EarlyStopper(recipe.evaluation.early_stopping, seed_dir / "checkpoints" / "best.pt")
+    stopper = EarlyStopper(recipe.evaluation.early_stopping, seed_dir / "checkpoints" / "best.pt", writes=ranks.main)
     stopper.load_state_dict((saved or {}).get("early_stopping", {}))
     guard = NonFinite(device, recipe.runtime.nonfinite, (saved or {}).get("nonfinite", {}))
     global_step, stop_all = pos["global_step"], False
@@ -106,22 +113,30 @@ def train_seed(recipe: Recipe, bundle: DatasetBundle, seed: int, seed_dir: Path,
             terms = [(t, run.objectives[(seg.phase_id, t.id)]) for t in seg.terms]
             feeds = own_feeds(seg, terms, (saved or {}).get("streams") if start else None)
             run.model.train(segment_train_mode(terms))
+            model = segment_model(run, terms)
             slot = run.optimizers[seg.optimizer]
             for step in range(start, seg.steps):
-                batch = next(stream).to(device) if seg.draws_train else None
-                own = {tid: next(f).to(device) for tid, f in feeds.items()}
-                parts = step_losses(terms, run.model, batch, own, step, autocast, f"seed {seed}, step {global_step}, phase {seg.path!r}", ckpt)
+                batch, share = my_share(next(stream), ranks) if seg.draws_train else (None, 1.0)
+                batch = None if batch is None else to_device(batch, device)
+                own = {tid: to_device(next(f), device) for tid, f in feeds.items()}
+                parts = step_losses(terms, model, batch, own, step, autocast, f"seed {seed}, step {global_step}, phase {seg.path!r}", ckpt, share)
                 loss = sum(parts.values())
-                optimizer_step(slot, loss, update=guard.note(loss, parts, global_step + 1))
+                parts_all = summed_parts(parts, ranks)  # what one process would have computed (logs, guard)
+                loss_all = sum(parts_all.values()) if ranks.split else loss
+                optimizer_step(slot, loss, update=guard.note(loss_all, parts_all, global_step + 1), ranks=ranks)
                 global_step += 1
                 faults.point("step")
                 out.step_done()
 
                 due = Due.after(recipe, seg, step, global_step, eval_every)
-                if due.log or due.checkpoint or due.eval or global_step == max_steps or stop.requested:
+                stopping = stop.requested
+                if ranks.split:  # a stop caught by any rank stops all, at a step they agree on (no per-step sync)
+                    stopping = due.log and distributed.any_rank(bool(stop.requested), ranks, device)
+                if due.log or due.checkpoint or due.eval or global_step == max_steps or stopping:
                     guard.check(seed, seg, terms, ckpt)
                 if due.log:
-                    out.train(global_step, guard.seen(global_step, train_record(seg, step, loss, slot, parts, terms)), postfix(seg, parts))
+                    out.train(global_step, guard.seen(global_step, train_record(seg, step, loss_all, slot, parts_all, terms)),
+                              postfix(seg, parts_all))
                 end_seg = step + 1 == seg.steps
                 if due.eval:
                     values = evaluate_model(recipe, run.model, run.evals, bundle, run.ctx, device, autocast, splits=(stopper.split,))
@@ -132,17 +147,19 @@ def train_seed(recipe: Recipe, bundle: DatasetBundle, seed: int, seed_dir: Path,
                 if end_seg or stop_all:  # the segment ends: the reset belongs to the round
                     reset_moments(run.optimizers, seg)
                     here = {**here, "segment": len(run.timeline.segments) if stop_all else seg.index + 1, "step": 0}
-                if due.checkpoint or end_seg or stop_all or stop.requested:
+                if (due.checkpoint or end_seg or stop_all or stopping) and ranks.main:
                     ckpt.save(state_dict(run, here, feeds if here["step"] else {}, stopper, guard))
-                if stop.requested or (max_steps is not None and global_step >= max_steps):
+                if stopping or (max_steps is not None and global_step >= max_steps):
                     out.close_bar()
-                    raise Interrupted(f"stopped by {stop.requested} after step {global_step}, checkpoint saved"
-                                      if stop.requested else f"stopped after {global_step} steps (--max-steps)")
+                    distributed.barrier(ranks)  # rank 0's checkpoint is on disk before any rank leaves
+                    raise Interrupted(f"stopped by {stop.requested or 'another rank'} after step {global_step}, "
+                                      "checkpoint saved" if stopping else f"stopped after {global_step} steps (--max-steps)")
                 if end_seg or stop_all:
                     break
             if stop_all:
                 break
     out.close_bar()
+    distributed.barrier(ranks)  # rank 0 wrote best.pt; every rank reads it
     if stopper.restore_best({"model": run.model, "extras": run.extras}, device):
         log(f"seed {seed}: final evaluation of the model at its best evaluation ({stopper.summary()})")
 
@@ -175,7 +192,7 @@ def autocast_for(device: torch.device, precision: str) -> Callable[[], Any]:
     return nullcontext
 
 
-def setup(recipe: Recipe, bundle: DatasetBundle, seed: int, device: torch.device) -> Setup:
+def setup(recipe: Recipe, bundle: DatasetBundle, seed: int, device: torch.device, ranks: Ranks = Ranks()) -> Setup:
     """Model, tokenised data, bound objectives, the timeline and the optimizers, in the order
     that fixes what the seeded RNGs draw (model init, confound visibility, objective heads)."""
     num_labels = len(bundle.label_names)
@@ -186,11 +203,12 @@ def setup(recipe: Recipe, bundle: DatasetBundle, seed: int, device: torch.device
     train = encode_split(train_split, model.tokenizer, recipe.data.max_length, visible)
     evals = {name: encode_split(bundle.splits[name], model.tokenizer, recipe.data.max_length) for name in recipe.evaluation.splits}
     for note in filter(None, map(truncation_note, [train, *evals.values()])):  # the dataset's notes: runner
-        print(f"data: {note}", file=sys.stderr)
+        if ranks.main:
+            print(f"data: {note}", file=sys.stderr)
     num_confounds = len(bundle.confound_names or []) or int(train_confound.max().item()) + 1
     ctx = ObjectiveContext(model=model, train=train, num_labels=num_labels, num_confounds=max(num_confounds, 1),
                            device=device, generator=torch.Generator().manual_seed(seed + 1),
-                           batch_size=recipe.data.batch_size)
+                           batch_size=recipe.data.batch_size, ranks=ranks)
     objectives = bind_objectives(recipe, ctx)
     named = [(f"{pid}.{tid}.{k}", m) for (pid, tid), obj in objectives.items() for k, m in obj.extra_modules().items()]
     named += [(f"shared.{key}", m) for key, m in ctx.shared_modules.items()]  # ctx.shared: one module, several terms
@@ -204,7 +222,8 @@ def setup(recipe: Recipe, bundle: DatasetBundle, seed: int, device: torch.device
     except PlanError as exc:
         raise UserError(f"{exc} (`recipe-engine validate` names its line)") from None
     optimizers = build_optimizers(recipe, model, extras, objectives, timeline)
-    return Setup(model, train, evals, ctx, objectives, extras, timeline, optimizers)
+    compiled = torch.compile(model) if recipe.runtime.compile else None
+    return Setup(model, train, evals, ctx, objectives, extras, timeline, optimizers, ranks, compiled)
 
 
 def bind_objectives(recipe: Recipe, ctx: ObjectiveContext) -> dict[tuple[str, str], Objective]:
@@ -340,25 +359,70 @@ class Due:
                    eval=bool(eval_every and seg.draws_train and global_step % eval_every == 0))
 
 
+def my_share(batch: Batch, ranks: Ranks) -> tuple[Batch, float]:
+    """This rank's contiguous slice of a global batch and its share n_r / n of the examples (the
+    weight of its per-batch losses, so that the summed gradient is the global-batch mean)."""
+    if not ranks.split:
+        return batch, 1.0
+    rows = ranks.part(torch.arange(len(batch)))
+    return batch.select(rows), len(rows) / max(len(batch), 1)
+
+
+def to_device(batch: Batch, device: torch.device) -> Batch:
+    """Host to device; on CUDA from pinned memory without blocking the host."""
+    if device.type == "cuda":
+        return batch.pin_memory().to(device, non_blocking=True)
+    return batch.to(device)
+
+
+def segment_model(run: Setup, terms: list[tuple[Term, Objective]]) -> nn.Module:
+    """The compiled model (``runtime.compile``) for a segment whose terms are all first order,
+    else the model itself (double backward through a compiled graph is not supported)."""
+    if run.compiled is not None and not any(obj.second_order for _, obj in terms):
+        return run.compiled
+    return run.model
+
+
+def summed_parts(parts: dict[str, torch.Tensor], ranks: Ranks) -> dict[str, torch.Tensor]:
+    """The terms' losses summed over the ranks (detached; one collective): the values one process
+    would have computed, for the log and the non-finite guard.  One process: ``parts``."""
+    if not ranks.split or not parts:
+        return parts
+    total = ranks.sum(torch.stack([p.detach().double() for p in parts.values()]))
+    return dict(zip(parts, total.unbind()))
+
+
 def step_losses(terms: list[tuple[Term, Objective]], model: nn.Module, batch: Batch | None, own: dict[str, Batch],
-                step_in_phase: int, autocast: Callable[[], Any], where: str, ckpt: Checkpoint) -> dict[str, torch.Tensor]:
+                step_in_phase: int, autocast: Callable[[], Any], where: str, ckpt: Checkpoint,
+                share: float = 1.0) -> dict[str, torch.Tensor]:
     """``term_losses`` under autocast; a user error (e.g. a NaN influence loss) says where it happened."""
     try:
         with autocast():
-            return term_losses(terms, model, batch, own, step_in_phase)
+            return term_losses(terms, model, batch, own, step_in_phase, share)
     except UserError as exc:
         raise UserError(f"{where}: {exc}; the last good checkpoint is {ckpt}") from exc
 
 
 def term_losses(terms: list[tuple[Term, Objective]], model: nn.Module, batch: Batch | None,
-                own: dict[str, Batch], step_in_phase: int) -> dict[str, torch.Tensor]:
+                own: dict[str, Batch], step_in_phase: int, share: float = 1.0) -> dict[str, torch.Tensor]:
     """Each term's weighted loss: per-batch terms on the training batch, probe terms on their
     own batch.  The step's loss is their sum (one backward, one optimizer step).  A term at
-    weight 0 (the start of a ramp) is not computed: it costs nothing and logs 0."""
+    weight 0 (the start of a ramp) is not computed: it costs nothing and logs 0.
+
+    ``share``: this rank's part n_r / n of the global batch (multi-process runs); per-batch
+    terms, means over their examples, are weighted by it (a rank with no example adds a 0
+    that still takes part in the backward); probe terms weight their own share."""
     parts = {}
     for t, obj in terms:
         w = term_weight(t.weight, step_in_phase)
-        parts[t.id] = w * obj.loss(model, own.get(t.id, batch)) if w != 0 else torch.zeros((), device=_device(model))
+        if w == 0:
+            parts[t.id] = torch.zeros((), device=_device(model))
+        elif t.own_data:
+            parts[t.id] = w * obj.loss(model, own[t.id])
+        elif share == 0:
+            parts[t.id] = torch.zeros((), device=_device(model), requires_grad=True)
+        else:
+            parts[t.id] = (w * share if share != 1.0 else w) * obj.loss(model, batch)
     return parts
 
 
@@ -366,13 +430,15 @@ def _device(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
-def optimizer_step(slot: OptimizerSlot, loss: torch.Tensor, update: bool = True) -> None:
+def optimizer_step(slot: OptimizerSlot, loss: torch.Tensor, update: bool = True, ranks: Ranks = Ranks()) -> None:
     """One backward and one update (``update`` False: a skipped non-finite step; the learning
-    rate schedule still advances)."""
+    rate schedule still advances).  Several processes: the gradients are summed over the ranks
+    before clipping and the update, so every rank makes the same update."""
     opt = slot.optimizer
     opt.zero_grad(set_to_none=True)
     if update and loss.requires_grad:  # else every term was at weight 0: nothing to learn this step
         loss.backward()
+        distributed.all_reduce_grads((p for g in opt.param_groups for p in g["params"]), ranks)
         if slot.clip is not None:
             torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], slot.clip)
         opt.step()
@@ -471,6 +537,8 @@ def final_evaluation(recipe: Recipe, run: Setup, bundle: DatasetBundle, device: 
     started = time.perf_counter()
     metrics = evaluate_model(recipe, run.model, run.evals, bundle, run.ctx, device, autocast, keep=kept)
     seconds = round(time.perf_counter() - started, 1)
+    if not run.ranks.main:  # every rank computed the metrics (sharded); rank 0 writes them
+        return metrics
     (seed_dir / "eval").mkdir(exist_ok=True)
     for split, preds in kept.items():
         tmp = seed_dir / "eval" / f"{split}_logits.pt.tmp"
@@ -488,7 +556,9 @@ def evaluate_model(recipe: Recipe, model: nn.Module, evals: dict[str, EncodedSpl
                    ctx: ObjectiveContext, device: torch.device, autocast: Any, splits: tuple[str, ...] | None = None,
                    keep: dict[str, Any] | None = None) -> dict[str, float]:
     """Prediction metrics and per-split model metrics (e.g. attribution_variance) on each evaluation
-    split, the other model-level metrics (e.g. CID) on train."""
+    split, the other model-level metrics (e.g. CID) on train.  Several processes: each predicts
+    its share of every split and the logits are gathered (CID shares its candidates likewise),
+    so every rank gets the single-process values; per-split model metrics run on every rank."""
     metrics = [registry.build("metrics", m.name, m.params) for m in recipe.evaluation.metrics]
     out: dict[str, float] = {}
     for name, data in evals.items():
@@ -496,7 +566,7 @@ def evaluate_model(recipe: Recipe, model: nn.Module, evals: dict[str, EncodedSpl
             continue
         with autocast():
             preds = predictions(model, data, split=name, batch_size=recipe.data.eval_batch_size, device=device,
-                                meta=bundle.splits[name].meta, label_names=bundle.label_names)
+                                meta=bundle.splits[name].meta, label_names=bundle.label_names, ranks=ctx.ranks)
         out.update(evaluate_predictions(preds, [m for m in metrics if not m.needs_model]))
         out.update(evaluate_split_metrics(model, data, name, metrics, device, taken=out))
         if keep is not None:

@@ -48,6 +48,9 @@ class Objective(Component):
     #: a *probe* term that draws its own batches (``batches``) rather than reading the
     #: training batch; in a phase with per-batch terms it draws one batch per step
     own_data: ClassVar[bool] = False
+    #: the loss differentiates through a gradient (double backward): such a phase is never
+    #: run through ``torch.compile`` (``runtime.compile``)
+    second_order: ClassVar[bool] = False
 
     def bind(self, ctx: ObjectiveContext) -> None:
         """Called once per seed, after the model is built and before training."""

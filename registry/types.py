@@ -12,6 +12,8 @@ from typing import Any, Callable, Iterator, Protocol, runtime_checkable
 import torch
 from torch import nn
 
+from registry._lib.ranks import Ranks
+
 #: the data columns a component may require of a dataset
 COLUMNS = ("text", "text_pair", "label", "confound", "rationale")
 MISSING_CONFOUND = -1
@@ -81,8 +83,14 @@ class Batch:
     confound_visible: torch.Tensor | None = None  # bool: may objectives use it (confound_access)
     rationale: torch.Tensor | None = None  # float token-level mask, 0 on special/pad tokens
 
-    def to(self, device: torch.device | str) -> "Batch":
-        return Batch(**{k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in self.__dict__.items()})
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> "Batch":
+        return Batch(**{k: (v.to(device, non_blocking=non_blocking) if isinstance(v, torch.Tensor) else v)
+                        for k, v in self.__dict__.items()})
+
+    def pin_memory(self) -> "Batch":
+        """The batch in page-locked host memory, for an asynchronous (``non_blocking``) copy to a GPU."""
+        return Batch(**{k: (v.pin_memory() if isinstance(v, torch.Tensor) and v.device.type == "cpu" else v)
+                        for k, v in self.__dict__.items()})
 
     def select(self, idx: torch.Tensor) -> "Batch":
         return Batch(**{k: (v[idx] if isinstance(v, torch.Tensor) else v) for k, v in self.__dict__.items()})
@@ -170,6 +178,9 @@ class ObjectiveContext:
     #: modules shared by several bound objectives (``shared``), by key; the engine trains and
     #: checkpoints each once, as ``extras["shared__<key>"]``
     shared_modules: dict[str, nn.Module] = field(default_factory=dict)
+    #: this process's share of work split across processes (a multi-process run); the
+    #: default is a single process, whose share is everything
+    ranks: Ranks = field(default_factory=Ranks)
 
     def shared(self, key: str, factory: Callable[[], nn.Module]) -> nn.Module:
         """The module registered under ``key``, built by ``factory`` for the first objective

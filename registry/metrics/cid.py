@@ -87,9 +87,23 @@ class CID(Metric):
             pick = torch.randperm(candidates.numel(), generator=torch.Generator().manual_seed(p.seed + 1))
             candidates = candidates[pick[:p.candidates]].sort().values
         params = select_parameters(model, p.parameters)
-        cos = gradient_cosines(model, data, probes, candidates, params, ctx.device, p.route, p.chunk)
+        cos = self._cosines(model, ctx, probes, candidates, params)
         value, counted = cid_from_cosines(cos, probes, candidates, labels, confound, p.exclude_self)
         if counted == 0:
             raise UserError("metric 'cid': no probe has training examples with its label and both the same and another "
                             "confound value; the CID is undefined for this dataset, remove cid from evaluation.metrics")
         return {"cid": value}
+
+    def _cosines(self, model: Classifier, ctx: ObjectiveContext, probes: torch.Tensor, candidates: torch.Tensor,
+                 params: list) -> torch.Tensor:
+        """(P, C) cosines; in a multi-process run each rank takes its share of the candidates
+        (``ctx.ranks``) and the columns are gathered in order, so every rank gets the full matrix."""
+        p, ranks = self.params, ctx.ranks
+        mine = ranks.part(candidates)
+        if mine.numel():
+            cos = gradient_cosines(model, ctx.train, probes, mine, params, ctx.device, p.route, p.chunk)
+        else:
+            cos = torch.zeros((probes.numel(), 0), dtype=torch.float64, device=ctx.device)
+        if not ranks.split:
+            return cos
+        return ranks.gather(cos.to(ctx.device).T.contiguous()).T.to(cos.device)

@@ -128,9 +128,45 @@ class ProbeObjective(Objective):
             yield self.ctx.train.batch(chunk)
 
     def sample_rows(self, batch: Batch) -> tuple[torch.Tensor, int]:
-        """Fresh A/B draws for the probes of ``batch``: (P', 1+2k) row indices, skipped count."""
+        """Fresh A/B draws for the probes of ``batch``: (P', 1+2k) row indices, skipped count.
+
+        In a multi-process run every rank draws the rows of the whole batch (so the objective
+        generator stays in step on every rank) and keeps its share (``ctx.ranks.part``);
+        ``finish`` combines the shares."""
         probes = batch.index.detach().cpu().long()
-        return self.groups.rows(probes, self.params.k, self.ctx.generator, self.params.exclude_self)
+        rows, skipped = self.groups.rows(probes, self.params.k, self.ctx.generator, self.params.exclude_self)
+        return self.ctx.ranks.part(rows), skipped
+
+    def finish(self, res: InfluenceLoss | None, out: torch.Tensor | None, skipped: int) -> torch.Tensor:
+        """The loss this process contributes for J computed on its rows (``res``; ``None`` when
+        it has none, ``out`` the tensor whose backward is grad J), and the round's logs.
+
+        One process: ``out`` itself.  Several: J = sum_p J_p / v over the v probes counted on all
+        ranks, so rank r contributes ``out * v_r / v`` and the sum of the ranks' gradients (the
+        engine all-reduces them) is the single-process grad J; the logs are all-reduced too.
+        Every rank calls this once per step (it holds a collective)."""
+        ranks = self.ctx.ranks
+        if not ranks.split:
+            if res is None:
+                return self.no_rows(skipped)
+            self.record(res, skipped)
+            return out
+        device = self.ctx.device
+        if res is None:
+            stats = torch.zeros(4, dtype=torch.float64, device=device)
+            out = torch.zeros((), device=device, requires_grad=True)
+        else:
+            valid = res.valid
+            v = valid.sum().double()
+            stats = torch.stack([v, res.J.detach().double() * v, res.diff[valid].double().sum(), (~valid).sum().double()])
+        total = ranks.sum(stats)
+        count = total[0].clamp_min(1)
+        J = total[1] / count
+        if not torch.isfinite(J):
+            self._not_finite()
+        self._logs = {"influence_diff": float(total[2] / count), "J": float(J),
+                      "skipped_probes": float(skipped + int(total[3]))}
+        return out * (stats[0] / count).to(out.dtype) if res is not None else out
 
     def no_rows(self, skipped: int) -> torch.Tensor:
         """The loss of a batch whose probes were all skipped: 0, with no gradient."""
@@ -140,14 +176,17 @@ class ProbeObjective(Objective):
     def record(self, res: InfluenceLoss, skipped: int) -> None:
         """Check J and keep the logs: mean m_A - m_B over counted probes, J, skipped probes."""
         if not torch.isfinite(res.J.detach()):
-            raise UserError(f"objective {self.name!r}: the influence loss J is not finite (the model's outputs or "
-                            "gradients overflowed or are NaN); lower the learning rate of the label or influence phase")
+            self._not_finite()
         valid = res.valid
         self._logs = {
             "influence_diff": float(res.diff[valid].mean()) if bool(valid.any()) else 0.0,
             "J": float(res.J.detach()),
             "skipped_probes": float(skipped + int((~valid).sum())),
         }
+
+    def _not_finite(self) -> None:
+        raise UserError(f"objective {self.name!r}: the influence loss J is not finite (the model's outputs or "
+                        "gradients overflowed or are NaN); lower the learning rate of the label or influence phase")
 
     def logs(self) -> dict[str, float]:
         return dict(self._logs)

@@ -50,11 +50,10 @@ class EmbeddingTuning(ProbeObjective):
         rows, skipped = self.sample_rows(batch)
         device = self.ctx.device
         if rows.numel() == 0:
-            return self.no_rows(skipped)
+            return self.finish(None, None, skipped)
         train = self.ctx.train
         chunks, undo = by_length(train, rows.reshape(-1), self.params.chunk)
         with eval_mode(model), exact_math(device):
             pooled = torch.cat([model(**train.batch(c).to(device).model_inputs()).pooled for c in chunks])[undo]
             res = pooled_influence(pooled, self.params.k)
-        self.record(res, skipped)
-        return res.J
+        return self.finish(res, res.J, skipped)

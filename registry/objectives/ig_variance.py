@@ -33,6 +33,7 @@ class IgVariance(Objective):
     longest row first; ``registry/attributions/_common.py``).
     """
 
+    second_order = True
     summary = "cross-entropy + lambda * tanh(alpha * mean variance of integrated-gradients token attributions)"
     paper = "Weaver, Variance-Based Integrated Gradients Regularization for Robust NLI (sec. 2.3); code weavejul/V-BIG"
     equation = ("L = CE + lambda * tanh(alpha * (1/B) sum_i Var_i), Var_i = 1/(n_i-1) sum_t (IG_it - mean_t IG_it)^2 "

@@ -28,6 +28,8 @@ class InfluenceTuning(ProbeObjective):
     (the authors' 4 HVPs per pair), the last two for checks and benchmarks.
     """
 
+    second_order = True
+
     summary = "influence tuning: equalise the gradient-cosine influence of same- and other-confound examples"
     paper = "Han & Tsvetkov 2021, Influence Tuning, sec. 4 and App. B"
     equation = ("J = mean_prb (1/k sum_A cos(g_A, g_prb) - 1/k sum_B cos(g_B, g_prb))^2, g = grad L (eval mode); "
@@ -54,7 +56,7 @@ class InfluenceTuning(ProbeObjective):
     def loss(self, model: Classifier, batch: Batch) -> torch.Tensor:
         rows, skipped = self.sample_rows(batch)
         if rows.numel() == 0:
-            return self.no_rows(skipped)
+            return self.finish(None, None, skipped)
         device, k, route = self.ctx.device, self.params.k, self.params.route
         params = select_parameters(model, self.params.parameters)
         chunks = [self.ctx.train.batch(c.reshape(-1)).to(device) for c in rows.split(self.params.chunk)]
@@ -66,5 +68,4 @@ class InfluenceTuning(ProbeObjective):
                 targets = [p for p in model.parameters() if p.requires_grad]
                 res, grads = influence_grad(model, chunks, k, params, targets, route)
                 out = surrogate(res.J, targets, grads)
-        self.record(res, skipped)
-        return out
+        return self.finish(res, out, skipped)

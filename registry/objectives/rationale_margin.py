@@ -99,6 +99,7 @@ def ghaeini_loss(scores: torch.Tensor, counted: torch.Tensor, rationale: torch.T
 
 @register("objective", "rationale_margin")
 class RationaleMargin(Objective):
+    second_order = True
     summary = ("rationale alignment on a registered attribution: the rationale's scores must beat the other tokens' by "
                "a margin (form margin), or UIMER-GB's penalty on rationale tokens with a negative gradient sum "
                "(form ghaeini); per-batch, add cross_entropy as its own term")
