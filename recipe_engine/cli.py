@@ -310,7 +310,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.grid:
             raise UserError("--grid with --nproc: a study's runs are launched one after another in this process; "
                             "run each grid point with its own `recipe-engine run ... --nproc N`, or drop --nproc")
-        resolve(args.recipe, list(args.overrides))  # a broken recipe is reported once, here, not by every worker
+        # a broken recipe, or one whose terms cannot split a batch, is reported once, here, not by every worker
+        distributed.check_splittable(resolve(args.recipe, list(args.overrides)).recipe, max(args.nproc, 2))
         return distributed.launch(args.nproc, passthrough, worker_args(args.argv),
                                   command=runner.launch_command(args.argv))
     overrides = list(args.overrides)

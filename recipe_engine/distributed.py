@@ -34,10 +34,13 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+import registry
 from recipe_engine.errors import UserError
+from recipe_engine.plan import leaf_terms
+from recipe_engine.schema import Recipe
 from registry._lib.ranks import Ranks
 
-__all__ = ["Ranks", "TORCHRUN_FLAGS", "launch", "torchrun_command", "start", "stop", "world_from_env",
+__all__ = ["Ranks", "TORCHRUN_FLAGS", "check_splittable", "launch", "torchrun_command", "start", "stop", "world_from_env",
            "all_reduce_grads", "broadcast", "barrier", "any_rank", "worker_exit"]
 
 #: ``run`` options passed through to torchrun (multi-node runs); any of them turns ``--standalone`` off
@@ -55,6 +58,22 @@ INTERRUPTED = 3
 
 def world_from_env() -> int:
     return int(os.environ.get("WORLD_SIZE", "1") or 1)
+
+
+def check_splittable(recipe: Recipe, world: int) -> None:
+    """Refuse a multi-process run (``world`` > 1) with a per-batch term whose loss is not a mean
+    over its batch's examples (``Objective.batch_mean``): its per-rank parts would not sum to
+    the single-process gradient.  Probe terms split their probes themselves and always pass."""
+    if world <= 1:
+        return
+    for phase, term in leaf_terms(recipe.schedule.phases):
+        cls = registry.get("objectives", term.name)
+        if not cls.own_data and not cls.batch_mean:
+            raise UserError(
+                f"schedule phase {phase.id!r}, objective {term.name!r}: its loss is not a plain mean over the batch's "
+                f"examples (e.g. a mean over the rows with a visible confound or rationale, or a nonlinearity of a "
+                f"batch statistic), so splitting each batch across {world} processes would change the gradient; "
+                "run this recipe with --nproc 1")
 
 
 def torchrun_command(nproc: int, passthrough: dict[str, str], engine_args: Sequence[str]) -> list[str]:

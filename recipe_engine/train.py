@@ -209,6 +209,7 @@ def setup(recipe: Recipe, bundle: DatasetBundle, seed: int, device: torch.device
     ctx = ObjectiveContext(model=model, train=train, num_labels=num_labels, num_confounds=max(num_confounds, 1),
                            device=device, generator=torch.Generator().manual_seed(seed + 1),
                            batch_size=recipe.data.batch_size, ranks=ranks)
+    distributed.check_splittable(recipe, ranks.world)
     objectives = bind_objectives(recipe, ctx)
     named = [(f"{pid}.{tid}.{k}", m) for (pid, tid), obj in objectives.items() for k, m in obj.extra_modules().items()]
     named += [(f"shared.{key}", m) for key, m in ctx.shared_modules.items()]  # ctx.shared: one module, several terms

@@ -51,6 +51,11 @@ class Objective(Component):
     #: the loss differentiates through a gradient (double backward): such a phase is never
     #: run through ``torch.compile`` (``runtime.compile``)
     second_order: ClassVar[bool] = False
+    #: a per-batch term whose loss is the mean of per-example losses over the whole batch
+    #: (1/n sum_i l_i): split across processes, each rank's mean weighted by its share n_r/n
+    #: sums to the same gradient.  Without it (a mean over a subset of the rows, a nonlinearity
+    #: of a batch statistic) a multi-process run refuses the term (``--nproc``)
+    batch_mean: ClassVar[bool] = False
 
     def bind(self, ctx: ObjectiveContext) -> None:
         """Called once per seed, after the model is built and before training."""

@@ -13,6 +13,7 @@ from registry.types import Batch, Classifier
 
 @register("objective", "cross_entropy")
 class CrossEntropy(Objective):
+    batch_mean = True  # a mean over the batch's examples: a batch may be split across processes
     summary = "mean cross-entropy of the task label (standard fine-tuning)"
     paper = "Han & Tsvetkov 2021, sec. 5 (vanilla finetuning baseline)"
     equation = "L = -1/|B| sum_i log softmax(f(x_i))_{y_i}"

@@ -18,6 +18,8 @@ from recipe_engine import distributed
 from recipe_engine.cli import main, worker_args
 from recipe_engine.train import my_share, summed_parts, term_losses
 from registry._lib.ranks import Ranks
+from recipe_engine.resolve import resolve
+from registry.errors import UserError
 from tests.recipe_engine.tiny_run import write_data, write_recipe
 from tests.registry._lib.fakes import balanced_data, context, tiny_classifier
 
@@ -105,6 +107,19 @@ evaluation:
   metrics: [{name: accuracy}, {name: calibration}, {name: cid, params: {probes: 4, candidates: 9}}]
 runtime: {tensorboard: false}
 """
+
+
+def test_a_term_that_is_not_a_batch_mean_is_refused_with_several_processes(tmp_path, capsys):
+    recipe = write_recipe(tmp_path / "r.yaml", write_data(tmp_path), seeds=(1,))
+    text = recipe.read_text().replace("objectives: [{name: cross_entropy}]", "objectives: [{name: adversarial}]")
+    recipe.write_text(text)
+    resolved = resolve(str(recipe), [])
+    distributed.check_splittable(resolved.recipe, 1)  # one process: anything goes
+    with pytest.raises(UserError, match="phase 'train', objective 'adversarial'.*--nproc 1"):
+        distributed.check_splittable(resolved.recipe, 2)
+    assert main(["run", str(recipe), "--nproc", "2", "--out", str(tmp_path / "out")]) == 2
+    assert "objective 'adversarial'" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()  # refused before any worker or run folder
 
 
 def _run(tmp_path: Path, name: str, nproc: int) -> Path:
