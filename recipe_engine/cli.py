@@ -25,6 +25,7 @@ from recipe_engine.diff import diff_paths, method_changes
 from recipe_engine.diff.render import FORMATS as DIFF_FORMATS
 from recipe_engine.diff.result import EXIT_ERROR
 from recipe_engine.errors import DataUnavailable, RecipeError, RecipeErrors, UserError
+from recipe_engine.feedback.session import give_feedback
 from recipe_engine.merge import dotted, is_present
 from recipe_engine.outputs import atomic_write_text
 from recipe_engine.plan import DESCRIBE_HEADER, PlanError, describe
@@ -76,6 +77,14 @@ def _parser() -> argparse.ArgumentParser:
     for flag in distributed.TORCHRUN_FLAGS:
         s.add_argument(flag, dest="torchrun_" + flag[2:].replace("-", "_"), metavar="V",
                        help=f"passed to torchrun as {flag} (multi-node runs; turns off --standalone)")
+
+    s = sub.add_parser("feedback", help="score a HILDIF run's influential examples (browser page; --terminal; --file)")
+    s.add_argument("run", metavar="RUN", help="the run folder that waits for feedback")
+    s.add_argument("--seed", type=int, help="only this seed's rounds")
+    s.add_argument("--round", type=int, help="only this round")
+    s.add_argument("--terminal", action="store_true", help="a prompt in this terminal instead of the page")
+    s.add_argument("--file", help="take the scores from a JSONL or CSV file (anchor, candidate, score)")
+    s.add_argument("--port", type=int, default=0, help="the page's port on 127.0.0.1 (default: a free one)")
 
     s = sub.add_parser("diff", help="semantic diff of two recipes or run folders (exit 0 same method, 1 different, 2 error)")
     s.add_argument("a", help="recipe file or run folder")
@@ -347,6 +356,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                           max_steps=args.max_steps)
 
 
+<<<<<<< HEAD
 def worker_args(argv: Sequence[str]) -> list[str]:
     """The command line without ``--nproc`` and the torchrun flags: what each worker runs."""
     drop = ("--nproc", *distributed.TORCHRUN_FLAGS)
@@ -359,6 +369,11 @@ def worker_args(argv: Sequence[str]) -> list[str]:
         elif not a.startswith(tuple(f"{d}=" for d in drop)):
             out.append(a)
     return out
+=======
+def cmd_feedback(args: argparse.Namespace) -> int:
+    return give_feedback(Path(args.run), seed=args.seed, round_index=args.round, terminal=args.terminal,
+                         file=Path(args.file) if args.file else None, port=args.port)
+>>>>>>> hildif
 
 
 # ---------------------------------------------------------------- diff / compare
@@ -383,6 +398,7 @@ COMMANDS = {
     "explain": cmd_explain,
     "validate": cmd_validate,
     "show": cmd_show,
+    "feedback": cmd_feedback,
     "schema": cmd_schema,
     "run": cmd_run,
     "diff": cmd_diff,

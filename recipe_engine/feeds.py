@@ -45,8 +45,9 @@ class OwnBatches:
         self.fresh_rounds = fresh_rounds
         self.epoch, self.pos, self.current = 0, 0, None  # current: this epoch's batches, once drawn
 
-    def start(self) -> None:
+    def start(self, round_index: int = 0) -> None:
         """A new round: the objective samples its probes; epoch 0 starts."""
+        self.objective.round_index, self.objective.round_path = round_index, self.phase_path
         self.objective.start_round()
         self.epoch, self.pos, self.current = 0, 0, None
 
@@ -65,7 +66,7 @@ class OwnBatches:
                 return self.current[self.pos - 1]
             self.current = None
             if self.fresh_rounds:
-                self.start()
+                self.start(self.objective.round_index)
             else:
                 self.epoch += 1
 
@@ -73,7 +74,8 @@ class OwnBatches:
         batches = None if self.current is None else [dict(b.__dict__) for b in self.current]
         return {"epoch": self.epoch, "pos": self.pos, "batches": batches, "objective": self.objective.state_dict()}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any], round_index: int = 0) -> None:
+        self.objective.round_index, self.objective.round_path = round_index, self.phase_path
         self.epoch, self.pos = state["epoch"], state["pos"]
         self.current = None if state["batches"] is None else [Batch(**b) for b in state["batches"]]
         self.objective.load_state_dict(state["objective"])

@@ -21,6 +21,7 @@ from recipe_engine.environment import data_hashes, environment_info
 from recipe_engine.evaluate import aggregate_seeds
 from recipe_engine.report import write_run_report
 from recipe_engine.resolve import Resolved, resolve
+from recipe_engine.feedback.rounds import FeedbackPending
 from recipe_engine.runs import (RESOLVED_FILE, finished_seed_metrics, mark_complete, new_run_dir, read_run_json,
                                 remove_temp_files, seed_dir, write_run_start, write_summary)
 from recipe_engine.table import results_table
@@ -105,9 +106,14 @@ def _execute(resolved: Resolved, recipe_path: str, overrides: list[str], *, run_
             say(f"seed {seed}: already done")
             continue
         try:
+<<<<<<< HEAD
             result = train_seed(recipe, bundle, seed, seed_dir(run_dir, seed), device=device, max_steps=max_steps, log=say,
                                 ranks=ranks)
         except Interrupted as exc:
+=======
+            result = train_seed(recipe, bundle, seed, seed_dir(run_dir, seed), device=device, max_steps=max_steps, log=say)
+        except (Interrupted, FeedbackPending) as exc:
+>>>>>>> hildif
             say(f"seed {seed}: {exc}; continue with: recipe-engine run {recipe_path} --resume {run_dir}")
             return EXIT_INTERRUPTED
         except OSError as exc:

@@ -15,7 +15,7 @@ import random
 import sys
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -30,6 +30,7 @@ from recipe_engine.checkpoint import Checkpoint
 from recipe_engine.early_stopping import EarlyStopper
 from recipe_engine.errors import UserError
 from recipe_engine.evaluate import evaluate_predictions, evaluate_split_metrics, predictions
+from recipe_engine.feedback.rounds import RoundFeedback
 from recipe_engine.feeds import OwnBatches, epoch_order, train_batches
 from recipe_engine.outputs import atomic_write_json
 from recipe_engine.plan import PlanError, Segment, Term, Timeline, check_timeline, leaf_terms, timeline_for, totals_text
@@ -89,7 +90,7 @@ def train_seed(recipe: Recipe, bundle: DatasetBundle, seed: int, seed_dir: Path,
         seed_dir.mkdir(parents=True, exist_ok=True)
     seed_everything(seed)
     autocast = autocast_for(device, recipe.runtime.precision)
-    run = setup(recipe, bundle, seed, device, ranks)
+    run = setup(recipe, bundle, seed, device, ranks, RoundFeedback(seed_dir, seed, log))
     ckpt = Checkpoint(seed_dir / "checkpoints" / "last.pt")
     pos = {"segment": 0, "step": 0, "global_step": 0, "epoch": 0, "batch": 0}
     saved = ckpt.load(device)
@@ -108,10 +109,12 @@ def train_seed(recipe: Recipe, bundle: DatasetBundle, seed: int, seed_dir: Path,
     global_step, stop_all = pos["global_step"], False
 
     with StopRequests() as stop:
+        run.ctx.feedback.stopping = lambda: stop.requested is not None  # a feedback page waits until then
         for seg in run.timeline.segments[pos["segment"]:]:
             start = pos["step"] if seg.index == pos["segment"] else 0
             terms = [(t, run.objectives[(seg.phase_id, t.id)]) for t in seg.terms]
             feeds = own_feeds(seg, terms, (saved or {}).get("streams") if start else None)
+            seg = settle_round(seg, terms)
             run.model.train(segment_train_mode(terms))
             model = segment_model(run, terms)
             slot = run.optimizers[seg.optimizer]
@@ -192,7 +195,8 @@ def autocast_for(device: torch.device, precision: str) -> Callable[[], Any]:
     return nullcontext
 
 
-def setup(recipe: Recipe, bundle: DatasetBundle, seed: int, device: torch.device, ranks: Ranks = Ranks()) -> Setup:
+def setup(recipe: Recipe, bundle: DatasetBundle, seed: int, device: torch.device, ranks: Ranks = Ranks(),
+          feedback: RoundFeedback | None = None) -> Setup:
     """Model, tokenised data, bound objectives, the timeline and the optimizers, in the order
     that fixes what the seeded RNGs draw (model init, confound visibility, objective heads)."""
     num_labels = len(bundle.label_names)
@@ -208,7 +212,9 @@ def setup(recipe: Recipe, bundle: DatasetBundle, seed: int, device: torch.device
     num_confounds = len(bundle.confound_names or []) or int(train_confound.max().item()) + 1
     ctx = ObjectiveContext(model=model, train=train, num_labels=num_labels, num_confounds=max(num_confounds, 1),
                            device=device, generator=torch.Generator().manual_seed(seed + 1),
-                           batch_size=recipe.data.batch_size, ranks=ranks)
+                           batch_size=recipe.data.batch_size, ranks=ranks, splits=dict(bundle.splits),
+                           label_names=list(bundle.label_names), feedback=feedback,
+                           encode=lambda split: encode_split(split, model.tokenizer, recipe.data.max_length))
     distributed.check_splittable(recipe, ranks.world)
     objectives = bind_objectives(recipe, ctx)
     named = [(f"{pid}.{tid}.{k}", m) for (pid, tid), obj in objectives.items() for k, m in obj.extra_modules().items()]
@@ -326,11 +332,22 @@ def own_feeds(seg: Segment, terms: list[tuple[Term, Objective]], saved: dict[str
         if t.own_data:
             feed = OwnBatches(obj, t.id, seg.path, fresh_rounds=seg.draws_train)
             if saved is not None and t.id in saved:
-                feed.load_state_dict(saved[t.id])
+                feed.load_state_dict(saved[t.id], seg.round)
             else:
-                feed.start()
+                feed.start(seg.round)
             feeds[t.id] = feed
     return feeds
+
+
+def settle_round(seg: Segment, terms: list[tuple[Term, Objective]]) -> Segment:
+    """A round of epochs over data only the round knows (``round_steps_per_epoch``, HILDIF's
+    augmented set) runs that many epochs of it; every other segment is the plan's."""
+    if seg.draws_train or seg.epochs is None:
+        return seg
+    per_epoch = [obj.round_steps_per_epoch() for t, obj in terms if t.id == seg.source]
+    if not per_epoch or per_epoch[0] is None:
+        return seg
+    return replace(seg, steps=max(1, seg.epochs * per_epoch[0]))
 
 
 def segment_train_mode(terms: list[tuple[Term, Objective]]) -> bool:

@@ -57,6 +57,8 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "registry.attributions.integrated_gradients",
     "registry.objectives.rationale_extractor",
     "registry.objectives.rationale_margin",
+    "registry.augmenters.synonym_replacement",
+    "registry.objectives.hildif",
     "registry.metrics.accuracy",
     "registry.metrics.class_accuracy",
     "registry.metrics.group_accuracy",

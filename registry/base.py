@@ -78,8 +78,19 @@ class Objective(Component):
         when omitted, params alone before binding); ``None`` for a per-batch term."""
         return None
 
+    #: set by the engine before ``start_round``: the round's place in the timeline (its
+    #: repeat index and phase path, e.g. 0 and ``debug[0]/hildif``)
+    round_index: int = 0
+    round_path: str = ""
+
     def start_round(self) -> None:
         """Called when a phase that contains this term starts (e.g. sample new probes)."""
+
+    def round_steps_per_epoch(self) -> int | None:
+        """After ``start_round``: the steps per epoch of this round's own data when only the
+        round can know it (HILDIF's augmented set depends on the scores given); the engine
+        then runs a ``for: {epochs: N}`` round for N of these epochs.  ``None``: the plan's."""
+        return None
 
     def state_dict(self) -> dict[str, Any]:
         """What a checkpoint must keep to resume mid-phase (e.g. the round's probes); tensors,
@@ -142,4 +153,17 @@ class OptimizerComponent(Component):
 
 class SchedulerComponent(Component):
     def build(self, optimizer: torch.optim.Optimizer, total_steps: int) -> torch.optim.lr_scheduler.LRScheduler:
+        raise NotImplementedError
+
+
+class Augmenter(Component):
+    """Makes label-preserving copies of an example (HILDIF's g): ``augment(example, copies,
+    seed)`` -> new examples (dicts with the same keys: ``id``, ``text``, ``text_pair``,
+    ``label``, ...; each copy a new unique id), and ``copies(score)``: how many copies a 1-5
+    feedback score asks for."""
+
+    def copies(self, score: int) -> int:
+        raise NotImplementedError
+
+    def augment(self, example: dict[str, Any], copies: int, seed: int) -> list[dict[str, Any]]:
         raise NotImplementedError

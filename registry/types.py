@@ -181,6 +181,15 @@ class ObjectiveContext:
     #: this process's share of work split across processes (a multi-process run); the
     #: default is a single process, whose share is everything
     ranks: Ranks = field(default_factory=Ranks)
+    #: the dataset's raw splits by name (texts, ids, labels), for objectives that show or
+    #: rebuild examples (HILDIF); ``train`` is the encoded form of ``splits[train_split]``
+    splits: dict[str, "Split"] = field(default_factory=dict)
+    #: tokenise a raw split the way the run's data is tokenised (tokenizer, max_length)
+    encode: Callable[["Split"], EncodedData] | None = None
+    #: the model's class names, in label order
+    label_names: list[str] = field(default_factory=list)
+    #: the engine's human-feedback channel (files in the run folder, web page, terminal)
+    feedback: "FeedbackSource | None" = None
 
     def shared(self, key: str, factory: Callable[[], nn.Module]) -> nn.Module:
         """The module registered under ``key``, built by ``factory`` for the first objective
@@ -206,3 +215,18 @@ class Predictions:
     #: the split's label groups, when ``logits`` were collapsed to them (``Split.label_groups``)
     label_groups: list[list[int]] | None = None
 
+
+@runtime_checkable
+class FeedbackSource(Protocol):
+    """How an objective asks a person (or a file) to score examples: the engine's side.
+
+    ``explanations`` is built lazily: on a resumed run the round's saved explanations are
+    reused and ``build`` is not called.  Returns the score of every (anchor id, candidate id)
+    of the explanations; raises when the run must stop to wait for scores (the engine saves
+    its state so that ``--resume`` continues at this round with the scores given so far).
+    """
+
+    def collect(self, round_name: str, build: Callable[[], dict[str, Any]], mode: str,
+                file: str | None = None) -> tuple[dict[str, Any], dict[tuple[str, str], int]]:
+        """(the round's explanations, scores by (anchor id, candidate id))."""
+        ...

@@ -139,7 +139,7 @@ def test_unknown_name_suggests_the_plugin_and_lists_installed_plugins(example_pl
     assert err.strip() == (
         f"{path}:11:12: schedule.phases.train.objectives.confidence_penalti.name: unknown objective 'confidence_penalti'; "
         "did you mean 'confidence_penalty'?; registered: adversarial, confidence_penalty, cross_entropy, "
-        f"embedding_tuning, ig_variance, influence_tuning, rationale_erasure, rationale_extractor, rationale_margin; plugins: {DIST} 0.1"
+        f"embedding_tuning, hildif, ig_variance, influence_tuning, rationale_erasure, rationale_extractor, rationale_margin; plugins: {DIST} 0.1"
     )
 
 

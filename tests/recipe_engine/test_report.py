@@ -4,17 +4,13 @@ port, no websocket library and no network are involved."""
 import base64
 import io
 import json
-import os
 import re
-import select
-import shutil
-import subprocess
-import time
 
 import pytest
 import torch
 import yaml
 
+from tests.chromium import DevTools, chromium_binary
 from recipe_engine.report import run_report_html, write_report, write_run_report
 
 SEEDS = (2021, 2022)
@@ -129,90 +125,6 @@ def test_study_report(tmp_path):
 
 
 # ---------------------------------------------------------------- headless Chromium
-def _chromium() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome", "chrome"):
-        path = shutil.which(name)
-        if path:
-            return path
-    return None
-
-
-class DevTools:
-    """The DevTools protocol over --remote-debugging-pipe: JSON messages separated by NUL bytes."""
-
-    def __init__(self, binary: str, profile: str) -> None:
-        cmd_r, self._cmd_w = os.pipe()  # we write commands, Chromium reads fd 3
-        self._res_r, res_w = os.pipe()  # Chromium writes fd 4, we read
-
-        def child_fds() -> None:
-            os.dup2(cmd_r, 3)
-            os.dup2(res_w, 4)
-
-        self.proc = subprocess.Popen(
-            [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             "--disable-component-update", "--no-first-run", "--disable-extensions", "--disable-sync",
-             "--remote-debugging-pipe", f"--user-data-dir={profile}", "about:blank"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            preexec_fn=child_fds, pass_fds=(3, 4),
-        )
-        os.close(cmd_r)
-        os.close(res_w)
-        self._buf = b""
-        self._next = 0
-        self.events: list[dict] = []
-
-    def _read(self, deadline: float) -> dict:
-        while b"\0" not in self._buf:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([self._res_r], [], [], left)[0]:
-                raise TimeoutError("Chromium did not answer in time")
-            chunk = os.read(self._res_r, 1 << 16)
-            if not chunk:
-                raise RuntimeError("Chromium closed the DevTools pipe")
-            self._buf += chunk
-        msg, self._buf = self._buf.split(b"\0", 1)
-        return json.loads(msg)
-
-    def send(self, method: str, params: dict | None = None, session: str | None = None, timeout: float = 30) -> dict:
-        self._next += 1
-        msg = {"id": self._next, "method": method, "params": params or {}}
-        if session:
-            msg["sessionId"] = session
-        os.write(self._cmd_w, json.dumps(msg).encode() + b"\0")
-        deadline = time.monotonic() + timeout
-        while True:
-            reply = self._read(deadline)
-            if reply.get("id") == self._next:
-                if "error" in reply:
-                    raise RuntimeError(f"{method}: {reply['error']}")
-                return reply.get("result", {})
-            self.events.append(reply)
-
-    def wait_for(self, method: str, timeout: float = 30) -> dict:
-        deadline = time.monotonic() + timeout
-        for i, ev in enumerate(self.events):
-            if ev.get("method") == method:
-                return self.events[i]
-        while True:
-            ev = self._read(deadline)
-            self.events.append(ev)
-            if ev.get("method") == method:
-                return ev
-
-    def close(self) -> None:
-        try:
-            self.send("Browser.close", timeout=5)
-        except Exception:  # noqa: BLE001 - closing anyway
-            pass
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        os.close(self._cmd_w)
-        os.close(self._res_r)
-
-
 CHECK_JS = """JSON.stringify({
   images: Array.from(document.images).map(i => ({id: i.id, alt: i.alt, ok: i.complete && i.naturalWidth > 0,
                                                  w: i.naturalWidth})),
@@ -222,11 +134,11 @@ CHECK_JS = """JSON.stringify({
 })"""
 
 
-@pytest.mark.skipif(_chromium() is None, reason="chromium is not installed (apt-get install -y chromium)")
+@pytest.mark.skipif(chromium_binary() is None, reason="chromium is not installed (apt-get install -y chromium)")
 def test_report_renders_in_headless_chromium(tmp_path):
     run = make_run(tmp_path)
     path = write_run_report(run)
-    browser = DevTools(_chromium(), str(tmp_path / "profile"))
+    browser = DevTools(chromium_binary(), str(tmp_path / "profile"))
     try:
         target = browser.send("Target.createTarget", {"url": "about:blank"})["targetId"]
         session = browser.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]

@@ -1,0 +1,80 @@
+"""The engine's feedback channel for HILDIF rounds (``registry.types.FeedbackSource``).
+
+Per seed and round, ``seed-<n>/hildif/round-<r>/``:
+- ``explanations.json``: the anchors and their influential training examples, written once
+  (atomically) and reused on ``--resume``, so the expensive EXPLAIN step runs once;
+- ``feedback.jsonl``: the scores, append-only (``recipe_engine.feedback.store``), whoever gives
+  them: every example 5 (``no_human``), a pre-filled file, the web page or the terminal,
+  during the run or later with ``recipe-engine feedback RUN``.
+A round whose scores are incomplete stops the run (``FeedbackPending``) after the last
+checkpoint; ``--resume`` continues at this round with the scores given so far.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from recipe_engine.feedback.files import load_prefilled, no_human
+from recipe_engine.feedback.store import FeedbackStore
+from recipe_engine.feedback.terminal import prompt_scores
+from recipe_engine.feedback.web import serve
+from recipe_engine.outputs import atomic_write_json
+
+
+class FeedbackPending(Exception):
+    """A round waits for scores; the run stops and ``--resume`` continues there."""
+
+
+class RoundFeedback:
+    def __init__(self, seed_dir: Path, seed: int, log: Callable[[str], Any] = print) -> None:
+        self.seed_dir, self.seed, self.log = seed_dir, seed, log
+        #: set by the training loop: has the user asked the run to stop (Ctrl-C, SIGTERM)?
+        self.stopping: Callable[[], bool] = lambda: False
+
+    def folder(self, round_name: str) -> Path:
+        return self.seed_dir / "hildif" / round_name
+
+    def collect(self, round_name: str, build: Callable[[], dict[str, Any]], mode: str,
+                file: str | None = None) -> tuple[dict[str, Any], dict[tuple[str, str], int]]:
+        folder = self.folder(round_name)
+        path = folder / "explanations.json"
+        if path.is_file():
+            explanations = json.loads(path.read_text(encoding="utf-8"))
+        else:
+            started = time.perf_counter()
+            explanations = {"round": int(round_name.rsplit("-", 1)[-1]), "seed": self.seed, **build()}
+            explanations["seconds"] = round(time.perf_counter() - started, 3)
+            atomic_write_json(path, explanations)
+            self.log(f"seed {self.seed}: {round_name}: explained {len(explanations['anchors'])} anchors in "
+                     f"{explanations['seconds']:.1f} s -> {path}")
+        store = FeedbackStore(folder / "feedback.jsonl", explanations)
+        if not store.complete():
+            self.ask(store, explanations, mode, file, folder)
+        if not store.complete():
+            left = len(store.pending())
+            raise FeedbackPending(f"{round_name} waits for {left} score(s) in {folder / 'feedback.jsonl'}; give them with "
+                                  f"`recipe-engine feedback {self.seed_dir.parent}` (add --terminal for a prompt)")
+        return explanations, store.scores()
+
+    def ask(self, store: FeedbackStore, explanations: dict[str, Any], mode: str, file: str | None, folder: Path) -> None:
+        """Fill in the missing scores the way ``mode`` says (``later``: nobody now)."""
+        if mode in ("no_human", "file"):
+            pending = set(store.pending())
+            given = no_human(explanations) if mode == "no_human" else load_prefilled(Path(file or ""), explanations)
+            for (anchor, candidate), score in given.items():
+                if (anchor, candidate) in pending:
+                    store.record(anchor, candidate, score)
+        elif mode == "web":
+            server, url = serve(store, explanations)
+            print(f"seed {self.seed}: score the influential examples at {url} (Ctrl-C stops; --resume continues)",
+                  file=sys.stderr, flush=True)
+            try:
+                while not store.complete() and not self.stopping():
+                    time.sleep(0.2)
+            finally:
+                server.shutdown()
+        elif mode == "terminal":
+            prompt_scores(store, explanations)

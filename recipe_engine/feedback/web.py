@@ -1,0 +1,176 @@
+"""Score in a browser: a page served on 127.0.0.1 only (standard library ``http.server``, no
+build step).  It shows the first anchor with unscored examples next to its influential
+training examples, their influence and 1-5 buttons; every click is one line in the round's
+feedback file, so a reload (or a new session) continues where scoring stopped.
+
+``GET /`` the page; ``GET /api/state`` the explanations with the scores so far; ``POST
+/api/score`` ``{"anchor", "candidate", "score"}``.  Requests from another host, or with a
+``Host`` header that is not this server's loopback address (DNS rebinding), get 403; unknown
+ids and scores outside 1-5 get 400 with the reason, which the page shows.
+"""
+from __future__ import annotations
+
+import ipaddress
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from recipe_engine.errors import UserError
+from recipe_engine.feedback.store import MEANING, FeedbackStore
+
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost"}
+
+
+def is_loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+def host_allowed(host_header: str | None, port: int) -> bool:
+    """The ``Host`` header names this server on a loopback name (``127.0.0.1:PORT``, ``localhost:PORT``)."""
+    if not host_header:
+        return False
+    host, _, p = host_header.rpartition(":") if ":" in host_header else (host_header, "", "")
+    return host in LOOPBACK_HOSTS and (p == "" or p == str(port))
+
+
+class FeedbackServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, store: FeedbackStore, explanations: dict[str, Any], host: str, port: int) -> None:
+        if not is_loopback(host):
+            raise UserError(f"the feedback page is served on a loopback address only, not {host!r}")
+        super().__init__((host, port), Handler)
+        self.store, self.explanations = store, explanations
+        self.lock = threading.Lock()
+
+
+class Handler(BaseHTTPRequestHandler):
+    server: FeedbackServer
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet: the run's terminal is for the run
+        pass
+
+    def _send(self, code: int, body: str | bytes, kind: str = "application/json") -> None:
+        data = body.encode("utf-8") if isinstance(body, str) else body
+        self.send_response(code)
+        self.send_header("Content-Type", f"{kind}; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _error(self, code: int, message: str) -> None:
+        self._send(code, json.dumps({"error": message}))
+
+    def _allowed(self) -> bool:
+        if not is_loopback(self.client_address[0]):
+            self._error(403, f"refused: requests from {self.client_address[0]} are not served; the feedback page "
+                             "answers this machine only (127.0.0.1)")
+            return False
+        if not host_allowed(self.headers.get("Host"), self.server.server_address[1]):
+            self._error(403, f"refused: Host {self.headers.get('Host')!r} is not this server; open "
+                             f"http://127.0.0.1:{self.server.server_address[1]}/")
+            return False
+        return True
+
+    def state(self) -> dict[str, Any]:
+        scores = self.server.store.scores()
+        return {"anchors": self.server.explanations["anchors"], "meaning": MEANING,
+                "scores": [{"anchor": a, "candidate": c, "score": s} for (a, c), s in scores.items()],
+                "total": len(self.server.store.order), "done": len(scores), "complete": self.server.store.complete()}
+
+    def do_GET(self) -> None:
+        if not self._allowed():
+            return
+        if self.path == "/":
+            self._send(200, PAGE, "text/html")
+        elif self.path == "/api/state":
+            with self.server.lock:
+                self._send(200, json.dumps(self.state()))
+        else:
+            self._error(404, f"no page {self.path!r}; open /")
+
+    def do_POST(self) -> None:
+        if not self._allowed():
+            return
+        if self.path != "/api/score":
+            self._error(404, f"no endpoint {self.path!r}; scores go to POST /api/score")
+            return
+        try:
+            length = int(self.headers.get("Content-Length", "0"))
+            body = json.loads(self.rfile.read(min(length, 1 << 16)) or b"{}")
+            anchor, candidate, score = body["anchor"], body["candidate"], body["score"]
+        except (ValueError, KeyError, TypeError):
+            self._error(400, 'a score is JSON {"anchor": id, "candidate": id, "score": 1-5}')
+            return
+        try:
+            with self.server.lock:
+                self.server.store.record(str(anchor), str(candidate), score)
+                state = self.state()
+        except UserError as exc:
+            self._error(400, str(exc))
+            return
+        self._send(200, json.dumps(state))
+
+
+def serve(store: FeedbackStore, explanations: dict[str, Any], host: str = "127.0.0.1", port: int = 0) -> tuple[FeedbackServer, str]:
+    """Start the page in a daemon thread; (server, its URL).  ``port`` 0 picks a free port."""
+    server = FeedbackServer(store, explanations, host, port)
+    threading.Thread(target=server.serve_forever, name="feedback-page", daemon=True).start()
+    return server, f"http://{host}:{server.server_address[1]}/"
+
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>HILDIF feedback</title>
+<style>
+body{font-family:system-ui,sans-serif;margin:1.5em;max-width:75em;color:#222}
+.cols{display:grid;grid-template-columns:1fr 2fr;gap:1.5em}
+.card{border:1px solid #ccc;border-radius:6px;padding:.8em;margin-bottom:.8em}
+.anchor{background:#f4f7ff}.meta{color:#666;font-size:.9em}
+button{margin:.15em;padding:.3em .7em}button.chosen{background:#2a6;color:#fff}
+#error{color:#b00;min-height:1.2em}#progress{font-weight:bold}
+</style></head><body>
+<h1>Which training examples are like the anchor?</h1>
+<p>Score each influential training example from 1 (not similar at all) to 5 (very similar) to the anchor. Each click is saved; reload at any time.</p>
+<p id="progress"></p><p id="error" role="alert"></p>
+<div id="round"></div>
+<script>
+let state = null;
+const esc = s => String(s).replace(/[&<>"']/g, c => ({"&":"&amp;","<":"&lt;",">":"&gt;",'"':"&quot;","'":"&#39;"}[c]));
+const pair = e => e.text_pair ? `<b>P:</b> ${esc(e.text)}<br><b>H:</b> ${esc(e.text_pair)}` : esc(e.text);
+function scoreOf(a, c) { const s = state.scores.find(x => x.anchor === a && x.candidate === c); return s ? s.score : null; }
+function render() {
+  document.getElementById("progress").textContent = state.complete
+    ? `All ${state.total} examples scored. You can close this page.` : `${state.done} of ${state.total} scored`;
+  const anchor = state.anchors.find(a => a.candidates.some(c => scoreOf(a.id, c.id) === null)) || state.anchors[state.anchors.length - 1];
+  let html = `<div class="cols"><div><div class="card anchor" id="anchor" data-id="${esc(anchor.id)}"><div class="meta">anchor ${esc(anchor.id)}
+    &middot; gold ${esc(anchor.label)} &middot; predicted ${esc(anchor.predicted)}</div>${pair(anchor)}</div></div><div>`;
+  for (const c of anchor.candidates) {
+    const s = scoreOf(anchor.id, c.id);
+    html += `<div class="card candidate" data-id="${esc(c.id)}"><div class="meta">training example ${esc(c.id)} &middot; label ${esc(c.label)}
+      &middot; influence ${Number(c.influence).toPrecision(3)}</div>${pair(c)}<div>`;
+    for (const k of [1,2,3,4,5]) html += `<button class="${s === k ? "chosen" : ""}" data-anchor="${esc(anchor.id)}" data-candidate="${esc(c.id)}" data-score="${k}" title="${esc(state.meaning[k])}">${k}</button>`;
+    html += `</div></div>`;
+  }
+  document.getElementById("round").innerHTML = html + `</div></div>`;
+}
+async function load() { state = await (await fetch("/api/state")).json(); render(); }
+async function send(anchor, candidate, score) {
+  const r = await fetch("/api/score", {method: "POST", headers: {"Content-Type": "application/json"},
+                                       body: JSON.stringify({anchor, candidate, score})});
+  const body = await r.json();
+  document.getElementById("error").textContent = r.ok ? "" : body.error;
+  if (r.ok) { state = body; render(); }
+}
+document.addEventListener("click", e => {
+  const b = e.target.closest("button[data-score]");
+  if (b) send(b.dataset.anchor, b.dataset.candidate, Number(b.dataset.score));
+});
+load();
+</script></body></html>
+"""

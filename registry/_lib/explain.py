@@ -1,0 +1,133 @@
+"""Influence explanations for HILDIF's EXPLAIN step (FastIF, Guo et al. 2020; Koh & Liang 2017):
+for an anchor x with gold label y, the training examples z whose upweighting most lowers the
+anchor's loss: ``I(z, x) = -grad L(z) . s_test``, ``s_test = H^-1 grad L(x, y)`` (Koh & Liang
+eq. 2); negative is helpful.
+
+1. kNN pre-filter: the ``knn_k`` training examples nearest the anchor in the model's pooled
+   representation (eval mode), computed once per round for all anchors;
+2. ``s_test`` by LiSSA or conjugate gradient (``registry._lib.ihvp``) over the parameter set;
+3. every candidate scored at once per chunk: ``grad L(z) . s`` for all z of a chunk is one
+   forward-mode product of the per-example losses along ``s`` (``torch.func.jvp``), no
+   per-example gradient is stored;
+``method: cosine`` scores ``-cos(grad L(z), grad L(x))`` instead (influence tuning's gradient
+cosine, first order: per-example gradients by vmap), a cheaper choice.
+
+The examples returned are the ones scored, indexed in the candidate data (the authors' code
+scores a shuffled loader's positions and shows other examples: reference_code_notes.md 2.6).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterator, Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import nn
+from torch.func import functional_call, jvp
+
+from registry import StrictParams
+from registry._lib.hvp import loss_grad
+from registry._lib.ihvp import s_test_cg, s_test_lissa
+from registry._lib.knn import nearest_neighbours
+from registry._lib.param_sets import PARAM_SPEC_HELP, LastNLayers, ParamSpec
+from registry._lib.per_example import eval_mode, per_example_grads
+from registry.types import Batch
+
+
+class ExplainParams(StrictParams):
+    """FastIF settings (the HILDIF code's: k 3000, damping 5e-3, scale 1e4, 1000 recursions)."""
+
+    method: Literal["lissa", "cg", "cosine"] = Field("lissa", description="s_test by LiSSA (FastIF) or conjugate gradient; "
+                                                                          "cosine: the gradient cosine, no Hessian")
+    parameters: ParamSpec = Field(default_factory=lambda: LastNLayers(last_n_layers=2),
+                                  description=PARAM_SPEC_HELP + " (FastIF's experiments: the top 2 of 12 layers + head)")
+    knn_k: int = Field(1000, ge=1, description="candidates kept by the kNN pre-filter (the authors: 3000 of 393k; sized to a CPU)")
+    knn_metric: Literal["l2", "cosine"] = Field("l2", description="kNN distance on pooled features (the authors: FAISS L2)")
+    damping: float = Field(5e-3, ge=0.0, description="LiSSA damping / CG's added diagonal")
+    scale: float = Field(1e4, gt=0.0, description="LiSSA scale (must exceed the Hessian's largest eigenvalue)")
+    depth: int = Field(100, ge=1, description="LiSSA recursion depth (the authors: 1000 single-example steps)")
+    repeats: int = Field(1, ge=1, description="independent LiSSA recursions averaged")
+    cg_iterations: int = Field(20, ge=1, description="conjugate-gradient iterations")
+    cg_batches: int = Field(4, ge=1, description="training batches whose Hessian CG inverts")
+    hessian_batch_size: int = Field(32, ge=1, description="training examples per Hessian-vector product "
+                                                          "(the authors: 1; FastIF's mnli.py: 128)")
+    chunk: int = Field(64, ge=1, description="candidates per forward pass when scoring")
+
+
+@dataclass
+class Explanation:
+    anchor_index: int  # row of the anchor in the anchors batch
+    candidate_indices: list[int]  # rows of the candidate data, most helpful first
+    scores: list[float]  # their influence I(z, x) (negative: helpful)
+
+
+@torch.no_grad()
+def pooled_features(model: nn.Module, batches: Iterator[Batch]) -> torch.Tensor:
+    """(N, H) pooled representations (what the head reads), eval mode, in batch order."""
+    with eval_mode(model):
+        return torch.cat([model(**b.model_inputs()).pooled.detach() for b in batches])
+
+
+def loss_directional(model: nn.Module, batch: Batch, params: list[tuple[str, nn.Parameter]],
+                     direction: list[torch.Tensor]) -> torch.Tensor:
+    """(N,) ``grad_theta L(z_i) . d`` for every example of ``batch``: one jvp of the per-example
+    losses along ``d`` (parameters outside ``params`` held fixed)."""
+    names = [n for n, _ in params]
+    primals = tuple(p.detach() for _, p in params)
+
+    def losses(*values: torch.Tensor) -> torch.Tensor:
+        out = functional_call(model, dict(zip(names, values)), (), batch.model_inputs(), strict=False)
+        logits = out.logits if out.logits.dtype in (torch.float32, torch.float64) else out.logits.float()
+        return F.cross_entropy(logits, batch.labels, reduction="none")
+
+    return jvp(losses, primals, tuple(d.to(p.dtype) for d, p in zip(direction, primals)))[1]
+
+
+def explain(model: nn.Module, anchors: Batch, candidates: Callable[[torch.Tensor], Batch], n_candidates: int,
+            params: list[tuple[str, nn.Parameter]], *, settings: ExplainParams, top: int, generator: torch.Generator,
+            hessian_batches: Iterator[Batch], features: torch.Tensor | None = None) -> list[Explanation]:
+    """The ``top`` most helpful candidates of each anchor (module docstring); eval mode throughout.
+
+    ``candidates(rows)`` builds a batch of candidate rows on the model's device; ``features``
+    are the candidates' pooled features when already computed (else computed here, once)."""
+    s = settings
+    plist = [p for _, p in params]
+    with eval_mode(model):
+        if features is None:
+            features = pooled_features(model, (candidates(c) for c in torch.arange(n_candidates).split(s.chunk)))
+        anchor_feats = pooled_features(model, iter([anchors]))
+        _, near = nearest_neighbours(anchor_feats, features, s.knn_k, s.knn_metric)
+        found = []
+        for a in range(len(anchors)):
+            one = anchors.select(torch.tensor([a], device=anchors.labels.device))
+            v = [g.detach() for g in loss_grad(model, one, plist)]
+            rows = near[a].cpu()
+            if s.method == "cosine":
+                scores = -_gradient_cosine(model, v, rows, candidates, params, s.chunk)
+            else:
+                if s.method == "lissa":
+                    st = s_test_lissa(model, v, plist, hessian_batches, damping=s.damping, scale=s.scale,
+                                      depth=s.depth, repeats=s.repeats)
+                else:
+                    st = s_test_cg(model, v, plist, [next(hessian_batches) for _ in range(s.cg_batches)],
+                                   damping=s.damping, iterations=s.cg_iterations)
+                scores = -torch.cat([loss_directional(model, candidates(c), params, st).detach().double().cpu()
+                                     for c in rows.split(s.chunk)])
+            order = torch.argsort(scores, stable=True)[:top]  # most negative (helpful) first
+            found.append(Explanation(a, rows[order].tolist(), scores[order].tolist()))
+    return found
+
+
+def _gradient_cosine(model: nn.Module, v: list[torch.Tensor], rows: torch.Tensor, candidates: Callable[[torch.Tensor], Batch],
+                     params: list[tuple[str, nn.Parameter]], chunk: int) -> torch.Tensor:
+    """cos(grad L(z), v) per candidate row: per-example gradients by vmap, a chunk at a time."""
+    vn = torch.sqrt(sum((x.double() ** 2).sum() for x in v))
+    out = []
+    for c in rows.split(chunk):
+        g = per_example_grads(model, candidates(c), params)
+        dots = sum((gi.double().flatten(1) * vi.double().flatten()[None]).sum(1) for gi, vi in zip(g, v))
+        norms = torch.sqrt(sum((gi.double().flatten(1) ** 2).sum(1) for gi in g))
+        out.append((dots / (norms * vn).clamp_min(1e-30)).cpu())
+    return torch.cat(out)
+

@@ -1,0 +1,36 @@
+"""The terminal prompt, driven by scripted answers."""
+import io
+
+from recipe_engine.feedback.store import FeedbackStore
+from recipe_engine.feedback.terminal import prompt_scores
+
+
+def run(store, explanations, answers):
+    feed = iter(answers)
+    out = io.StringIO()
+    prompt_scores(store, explanations, input=lambda prompt: next(feed), output=out)
+    return out.getvalue()
+
+
+def test_scores_skips_retries_and_quits_then_resumes(tmp_path, explanations):
+    store = FeedbackStore(tmp_path / "f.jsonl", explanations)
+    text = run(store, explanations, ["7", "4", "s", "q"])
+    assert "score '7' is out of range" in text and "ANCHOR dev-1" in text
+    assert store.scores() == {("dev-1", "tr-4"): 4}
+    assert "stopped: 2 example(s) left" in text
+    again = FeedbackStore(tmp_path / "f.jsonl", explanations)
+    text = run(again, explanations, ["2", "5"])
+    assert again.complete() and again.scores() == {("dev-1", "tr-4"): 4, ("dev-1", "tr-9"): 2, ("dev-2", "tr-1"): 5}
+    assert "training example tr-4" not in text and "training example tr-9" in text  # scored ones are not asked again
+    assert "all examples scored" in text
+
+
+def test_end_of_input_stops_cleanly(tmp_path, explanations):
+    store = FeedbackStore(tmp_path / "f.jsonl", explanations)
+
+    def eof(prompt):
+        raise EOFError
+
+    out = io.StringIO()
+    prompt_scores(store, explanations, input=eof, output=out)
+    assert "stopped: 3 example(s) left" in out.getvalue()
