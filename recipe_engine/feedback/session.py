@@ -25,8 +25,9 @@ def rounds(run_dir: Path, seed: int | None = None, round_index: int | None = Non
 
 
 def give_feedback(run_dir: Path, *, seed: int | None = None, round_index: int | None = None, terminal: bool = False,
-                  file: Path | None = None, port: int = 0, out=sys.stderr) -> int:
+                  file: Path | None = None, port: int = 0, out=None) -> int:
     """Score every incomplete round (one after another); 0 when all are complete."""
+    out = out or sys.stderr
     if not (run_dir / "run.json").is_file():
         raise UserError(f"{run_dir}: not a run folder (no run.json); give the folder a run printed when it started")
     folders = rounds(run_dir, seed, round_index)
