@@ -49,6 +49,7 @@ class ExplainParams(StrictParams):
     depth: int = Field(100, ge=1, description="LiSSA recursion depth (the authors: 1000 single-example steps)")
     repeats: int = Field(1, ge=1, description="independent LiSSA recursions averaged")
     cg_iterations: int = Field(20, ge=1, description="conjugate-gradient iterations")
+    cg_tol: float = Field(1e-6, gt=0.0, description="CG stops once the residual is below cg_tol x |grad L(anchor)|")
     cg_batches: int = Field(4, ge=1, description="training batches whose Hessian CG inverts")
     hessian_batch_size: int = Field(32, ge=1, description="training examples per Hessian-vector product "
                                                           "(the authors: 1; FastIF's mnli.py: 128)")
@@ -84,13 +85,43 @@ def loss_directional(model: nn.Module, batch: Batch, params: list[tuple[str, nn.
     return jvp(losses, primals, tuple(d.to(p.dtype) for d, p in zip(direction, primals)))[1]
 
 
+def anchor_s_test(model: nn.Module, anchor: Batch, params: list[nn.Parameter], settings: ExplainParams,
+                  hessian_batches: Iterator[Batch]) -> list[torch.Tensor]:
+    """``s_test = H^-1 grad L(anchor, gold label)`` (Koh & Liang eq. 2's right factor) for one
+    anchor row, by ``settings.method`` (lissa or cg); for ``cosine`` the unit anchor gradient."""
+    s = settings
+    v = [g.detach() for g in loss_grad(model, anchor, params)]
+    if s.method == "lissa":
+        return s_test_lissa(model, v, params, hessian_batches, damping=s.damping, scale=s.scale, depth=s.depth,
+                            repeats=s.repeats)
+    if s.method == "cg":
+        return s_test_cg(model, v, params, [next(hessian_batches) for _ in range(s.cg_batches)], damping=s.damping,
+                         iterations=s.cg_iterations, tol=s.cg_tol)
+    norm = torch.sqrt(sum((x.double() ** 2).sum() for x in v)).clamp_min(1e-30)
+    return [x / norm.to(x.dtype) for x in v]
+
+
+def influence_scores(model: nn.Module, rows: torch.Tensor, candidates: Callable[[torch.Tensor], Batch],
+                     params: list[tuple[str, nn.Parameter]], direction: list[torch.Tensor], *, method: str,
+                     chunk: int) -> torch.Tensor:
+    """(len(rows),) float64 scores of the candidate ``rows``, in that order: the influence
+    ``-grad L(z) . s_test`` (one jvp per chunk), or for ``method == "cosine"`` ``-cos(grad L(z),
+    direction)`` (per-example gradients by vmap).  Negative is helpful in both."""
+    if method == "cosine":
+        return -_gradient_cosine(model, direction, rows, candidates, params, chunk)
+    return -torch.cat([loss_directional(model, candidates(c), params, direction).detach().double().cpu()
+                       for c in rows.split(chunk)])
+
+
 def explain(model: nn.Module, anchors: Batch, candidates: Callable[[torch.Tensor], Batch], n_candidates: int,
             params: list[tuple[str, nn.Parameter]], *, settings: ExplainParams, top: int, generator: torch.Generator,
             hessian_batches: Iterator[Batch], features: torch.Tensor | None = None) -> list[Explanation]:
     """The ``top`` most helpful candidates of each anchor (module docstring); eval mode throughout.
 
     ``candidates(rows)`` builds a batch of candidate rows on the model's device; ``features``
-    are the candidates' pooled features when already computed (else computed here, once)."""
+    are the candidates' pooled features when already computed for this checkpoint (else
+    computed here, once for all anchors).  ``generator`` is unused: LiSSA's randomness is the
+    order of ``hessian_batches``, which the caller draws."""
     s = settings
     plist = [p for _, p in params]
     with eval_mode(model):
@@ -101,19 +132,9 @@ def explain(model: nn.Module, anchors: Batch, candidates: Callable[[torch.Tensor
         found = []
         for a in range(len(anchors)):
             one = anchors.select(torch.tensor([a], device=anchors.labels.device))
-            v = [g.detach() for g in loss_grad(model, one, plist)]
+            direction = anchor_s_test(model, one, plist, s, hessian_batches)
             rows = near[a].cpu()
-            if s.method == "cosine":
-                scores = -_gradient_cosine(model, v, rows, candidates, params, s.chunk)
-            else:
-                if s.method == "lissa":
-                    st = s_test_lissa(model, v, plist, hessian_batches, damping=s.damping, scale=s.scale,
-                                      depth=s.depth, repeats=s.repeats)
-                else:
-                    st = s_test_cg(model, v, plist, [next(hessian_batches) for _ in range(s.cg_batches)],
-                                   damping=s.damping, iterations=s.cg_iterations)
-                scores = -torch.cat([loss_directional(model, candidates(c), params, st).detach().double().cpu()
-                                     for c in rows.split(s.chunk)])
+            scores = influence_scores(model, rows, candidates, params, direction, method=s.method, chunk=s.chunk)
             order = torch.argsort(scores, stable=True)[:top]  # most negative (helpful) first
             found.append(Explanation(a, rows[order].tolist(), scores[order].tolist()))
     return found

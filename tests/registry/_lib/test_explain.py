@@ -15,6 +15,7 @@ from registry._lib.ihvp import s_test_cg, s_test_lissa
 from registry._lib.knn import nearest_neighbours
 from registry._lib.per_example import example_losses, per_example_grads_loop
 from registry._lib.param_sets import select_parameters
+from registry.errors import UserError
 from registry.types import Batch, ClassifierOutput
 from tests.registry._lib.fakes import balanced_data, tiny_classifier
 
@@ -57,8 +58,8 @@ def fit(model: LogReg, train: Batch) -> LogReg:
     return model
 
 
-def explicit_inverse(model: LogReg, train: Batch, v: list[torch.Tensor], shift: float) -> torch.Tensor:
-    """(H + shift I)^-1 v with H the Hessian of the mean CE, by a dense solve."""
+def full_hessian(model: LogReg, train: Batch) -> torch.Tensor:
+    """The dense Hessian of the mean CE over all parameters (flattened in parameter order)."""
     names = [n for n, _ in model.named_parameters()]
     sizes = [p.numel() for p in model.parameters()]
     flat0 = torch.cat([p.detach().flatten() for p in model.parameters()])
@@ -68,8 +69,13 @@ def explicit_inverse(model: LogReg, train: Batch, v: list[torch.Tensor], shift: 
         logits = functional_call(model, parts, (train.input_ids,)).logits
         return torch.nn.functional.cross_entropy(logits, train.labels)
 
-    h = hessian(loss)(flat0)
-    return torch.linalg.solve(h + shift * torch.eye(len(flat0), dtype=h.dtype), torch.cat([x.flatten() for x in v]))
+    return hessian(loss)(flat0).detach()
+
+
+def explicit_inverse(model: LogReg, train: Batch, v: list[torch.Tensor], shift: float) -> torch.Tensor:
+    """(H + shift I)^-1 v with H the Hessian of the mean CE, by a dense solve."""
+    h = full_hessian(model, train)
+    return torch.linalg.solve(h + shift * torch.eye(len(h), dtype=h.dtype), torch.cat([x.flatten() for x in v]))
 
 
 def flat(xs: list[torch.Tensor]) -> torch.Tensor:
@@ -165,7 +171,7 @@ def test_explain_scores_exactly_the_candidates_it_returns(method):
         if method == "lissa":
             s = s_test_lissa(model, v, plist, iter(lambda: hess, None), damping=0.01, scale=100.0, depth=5)
         elif method == "cg":
-            s = s_test_cg(model, v, plist, [hess, hess], damping=0.01, iterations=5)
+            s = s_test_cg(model, v, plist, [hess, hess], damping=0.01, iterations=5, tol=settings.cg_tol)
         else:
             s = [x / torch.sqrt(sum((y ** 2).sum() for y in v)) for x in v]
         grads = per_example_grads_loop(model, data.batch(torch.tensor(near)), plist)
@@ -175,3 +181,25 @@ def test_explain_scores_exactly_the_candidates_it_returns(method):
         want = dict(zip(near, (-dots).tolist()))
         assert e.scores == pytest.approx([want[c] for c in e.candidate_indices], rel=1e-6, abs=1e-12)
         assert e.scores[-1] <= min(v for c, v in want.items() if c not in e.candidate_indices)
+
+
+def test_lissa_with_too_small_a_scale_stops_with_a_message_naming_the_setting():
+    train, test = problem()
+    model = fit(LogReg(4), train)
+    params = list(model.parameters())
+    v = loss_grad(model, test, params)
+    lam_max = float(torch.linalg.eigvalsh(full_hessian(model, train))[-1])
+    with pytest.raises(UserError, match=r"LiSSA diverged at recursion step \d+ of 500 .*raise the explain setting 'scale'"):
+        s_test_lissa(model, v, params, full_batches(train), damping=0.01, scale=lam_max / 3, depth=500)
+
+
+def test_cg_takes_one_batch_or_several_and_stops_on_negative_curvature():
+    train, test = problem()
+    model = fit(LogReg(4), train)
+    params = list(model.parameters())
+    v = loss_grad(model, test, params)
+    one = flat(s_test_cg(model, v, params, train, damping=0.1, iterations=50))
+    assert torch.equal(one, flat(s_test_cg(model, v, params, [train], damping=0.1, iterations=50)))
+    assert torch.allclose(one, explicit_inverse(model, train, v, 0.1), rtol=1e-8, atol=1e-10)
+    # a shift far below -lambda_max makes H - shift I negative definite: no step is taken
+    assert torch.equal(flat(s_test_cg(model, v, params, train, damping=-1e3, iterations=50)), torch.zeros(10, dtype=torch.float64))
