@@ -101,32 +101,56 @@ def anchor_s_test(model: nn.Module, anchor: Batch, params: list[nn.Parameter], s
     return [x / norm.to(x.dtype) for x in v]
 
 
+def by_length(rows: torch.Tensor, lengths: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``rows`` reordered by token length (so a chunk pads little) and the permutation that
+    restores the given order; unchanged without ``lengths``."""
+    if lengths is None:
+        return rows, torch.arange(len(rows))
+    order = torch.argsort(lengths[rows], stable=True)
+    return rows[order], torch.argsort(order)
+
+
 def influence_scores(model: nn.Module, rows: torch.Tensor, candidates: Callable[[torch.Tensor], Batch],
                      params: list[tuple[str, nn.Parameter]], direction: list[torch.Tensor], *, method: str,
-                     chunk: int) -> torch.Tensor:
+                     chunk: int, lengths: torch.Tensor | None = None) -> torch.Tensor:
     """(len(rows),) float64 scores of the candidate ``rows``, in that order: the influence
     ``-grad L(z) . s_test`` (one jvp per chunk), or for ``method == "cosine"`` ``-cos(grad L(z),
-    direction)`` (per-example gradients by vmap).  Negative is helpful in both."""
+    direction)`` (per-example gradients by vmap).  Negative is helpful in both.  With the
+    candidates' token ``lengths``, chunks are formed by length (less padding; the same scores up to float rounding)."""
+    sorted_rows, restore = by_length(rows, lengths)
     if method == "cosine":
-        return -_gradient_cosine(model, direction, rows, candidates, params, chunk)
-    return -torch.cat([loss_directional(model, candidates(c), params, direction).detach().double().cpu()
-                       for c in rows.split(chunk)])
+        scores = -_gradient_cosine(model, direction, sorted_rows, candidates, params, chunk)
+    else:
+        scores = -torch.cat([loss_directional(model, candidates(c), params, direction).detach().double().cpu()
+                             for c in sorted_rows.split(chunk)])
+    return scores[restore]
+
+
+def candidate_features(model: nn.Module, candidates: Callable[[torch.Tensor], Batch], n_candidates: int, chunk: int,
+                       lengths: torch.Tensor | None = None) -> torch.Tensor:
+    """(n_candidates, H) pooled features of every candidate row, in row order (chunks formed by
+    length when ``lengths`` is given); compute once per checkpoint and pass to ``explain``."""
+    rows, restore = by_length(torch.arange(n_candidates), lengths)
+    return pooled_features(model, (candidates(c) for c in rows.split(chunk)))[restore.to(
+        next(model.parameters()).device)]
 
 
 def explain(model: nn.Module, anchors: Batch, candidates: Callable[[torch.Tensor], Batch], n_candidates: int,
             params: list[tuple[str, nn.Parameter]], *, settings: ExplainParams, top: int, generator: torch.Generator,
-            hessian_batches: Iterator[Batch], features: torch.Tensor | None = None) -> list[Explanation]:
+            hessian_batches: Iterator[Batch], features: torch.Tensor | None = None,
+            lengths: torch.Tensor | None = None) -> list[Explanation]:
     """The ``top`` most helpful candidates of each anchor (module docstring); eval mode throughout.
 
     ``candidates(rows)`` builds a batch of candidate rows on the model's device; ``features``
     are the candidates' pooled features when already computed for this checkpoint (else
-    computed here, once for all anchors).  ``generator`` is unused: LiSSA's randomness is the
-    order of ``hessian_batches``, which the caller draws."""
+    computed here, once for all anchors); ``lengths`` are the candidates' token lengths (e.g.
+    ``EncodedSplit.lengths``), used only to chunk them with less padding.  ``generator`` is
+    unused: LiSSA's randomness is the order of ``hessian_batches``, which the caller draws."""
     s = settings
     plist = [p for _, p in params]
     with eval_mode(model):
         if features is None:
-            features = pooled_features(model, (candidates(c) for c in torch.arange(n_candidates).split(s.chunk)))
+            features = candidate_features(model, candidates, n_candidates, s.chunk, lengths)
         anchor_feats = pooled_features(model, iter([anchors]))
         _, near = nearest_neighbours(anchor_feats, features, s.knn_k, s.knn_metric)
         found = []
@@ -134,7 +158,8 @@ def explain(model: nn.Module, anchors: Batch, candidates: Callable[[torch.Tensor
             one = anchors.select(torch.tensor([a], device=anchors.labels.device))
             direction = anchor_s_test(model, one, plist, s, hessian_batches)
             rows = near[a].cpu()
-            scores = influence_scores(model, rows, candidates, params, direction, method=s.method, chunk=s.chunk)
+            scores = influence_scores(model, rows, candidates, params, direction, method=s.method, chunk=s.chunk,
+                                      lengths=lengths)
             order = torch.argsort(scores, stable=True)[:top]  # most negative (helpful) first
             found.append(Explanation(a, rows[order].tolist(), scores[order].tolist()))
     return found

@@ -12,7 +12,7 @@ def nearest_neighbours(queries: torch.Tensor, keys: torch.Tensor, k: int, metric
 
     ``metric``: ``l2`` (squared Euclidean distance, FAISS ``IndexFlatL2`` as in the authors'
     code) or ``cosine`` (cosine similarity).  Keys are scored ``chunk`` at a time in float64 and
-    the running top k kept, so memory is ``q x (chunk + k)``.  ``k`` is capped at the number of keys.
+    the running top k kept, so memory is ``q x (chunk + k)``; any ``k`` and ``chunk``.  ``k`` is capped at the number of keys.
     """
     if metric not in ("l2", "cosine"):
         raise ValueError(f"metric must be 'l2' or 'cosine', not {metric!r}")
@@ -29,6 +29,7 @@ def nearest_neighbours(queries: torch.Tensor, keys: torch.Tensor, k: int, metric
         else:  # minus the squared distance: larger is nearer for both metrics
             score = -((q * q).sum(1, keepdim=True) - 2 * q @ kk.T + (kk * kk).sum(1)[None]).clamp_min(0)
         idx = torch.arange(start, start + kk.shape[0], device=q.device).expand(q.shape[0], -1)
-        top = torch.topk(torch.cat([best_s, score], 1), k, dim=1, sorted=True)
+        pool = torch.cat([best_s, score], 1)  # fewer than k columns while the first chunks come in
+        top = torch.topk(pool, min(k, pool.shape[1]), dim=1, sorted=True)
         best_s, best_i = top.values, torch.cat([best_i, idx], 1).gather(1, top.indices)
     return (-best_s if metric == "l2" else best_s), best_i

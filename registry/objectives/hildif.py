@@ -130,7 +130,7 @@ class HILDIF(Objective):
         params = select_parameters(model, p.explain.parameters)
         found = explain(model, anchor_data.batch(rows).to(ctx.device), lambda idx: ctx.train.batch(idx).to(ctx.device),
                         len(ctx.train), params, settings=p.explain, top=p.influential, generator=ctx.generator,
-                        hessian_batches=self.hessian_batches())
+                        hessian_batches=self.hessian_batches(), lengths=getattr(ctx.train, "lengths", None))
         names = ctx.label_names
 
         def row(split: Split, i: int) -> dict[str, Any]:

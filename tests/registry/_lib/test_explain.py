@@ -9,7 +9,7 @@ from scipy.stats import spearmanr
 from torch import nn
 from torch.func import functional_call, hessian
 
-from registry._lib.explain import ExplainParams, explain, loss_directional
+from registry._lib.explain import ExplainParams, candidate_features, explain, loss_directional
 from registry._lib.hvp import loss_grad
 from registry._lib.ihvp import s_test_cg, s_test_lissa
 from registry._lib.knn import nearest_neighbours
@@ -145,6 +145,9 @@ def test_knn_returns_the_true_nearest_neighbours(metric):
     assert torch.equal(idx, want)
     assert torch.allclose(dist, full.gather(1, want))
     assert nearest_neighbours(queries, keys[:5], 20, metric)[1].shape == (7, 5)  # k capped
+    wide_dist, wide_idx = nearest_neighbours(queries, keys, 300, metric, chunk=64)  # k above the chunk size
+    want_wide = torch.argsort(full, dim=1, descending=metric == "cosine")[:, :300]
+    assert torch.equal(wide_idx, want_wide) and torch.allclose(wide_dist, full.gather(1, want_wide))
 
 
 @pytest.mark.parametrize("method", ["lissa", "cg", "cosine"])
@@ -203,3 +206,24 @@ def test_cg_takes_one_batch_or_several_and_stops_on_negative_curvature():
     assert torch.allclose(one, explicit_inverse(model, train, v, 0.1), rtol=1e-8, atol=1e-10)
     # a shift far below -lambda_max makes H - shift I negative definite: no step is taken
     assert torch.equal(flat(s_test_cg(model, v, params, train, damping=-1e3, iterations=50)), torch.zeros(10, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("method", ["lissa", "cosine"])
+def test_chunking_by_length_changes_neither_the_rows_nor_the_scores(method):
+    """``lengths`` only regroups candidates into chunks of similar length: features come back in
+    row order and every explanation is the one computed without it (float rounding aside)."""
+    model = tiny_classifier(seed=5)
+    data = balanced_data(6)
+    params = select_parameters(model, {"last_n_layers": 1})
+    lengths = data.batch(torch.arange(len(data))).attention_mask.sum(1)
+    assert lengths.unique().numel() > 1  # the regrouping is exercised
+    feats = candidate_features(model, data.batch, len(data), 5, lengths)
+    assert torch.allclose(feats, candidate_features(model, data.batch, len(data), 5), rtol=1e-9, atol=1e-12)
+    settings = ExplainParams(method=method, parameters={"last_n_layers": 1}, knn_k=12, depth=3, scale=100.0, chunk=5)
+    hess = data.batch(torch.arange(8))
+    run = lambda **kw: explain(model, data.batch(torch.tensor([1, 7])), data.batch, len(data), params, settings=settings,  # noqa: E731
+                               top=6, generator=torch.Generator(), hessian_batches=iter(lambda: hess, None), **kw)
+    plain, grouped = run(), run(lengths=lengths, features=feats)
+    for a, b in zip(plain, grouped):
+        assert a.candidate_indices == b.candidate_indices
+        assert b.scores == pytest.approx(a.scores, rel=1e-9, abs=1e-12)
