@@ -4,10 +4,16 @@ augmented samples" of an example scored s; the authors' code: textaugment's
 ``EDA().synonym_replacement``, one word replaced, premise and hypothesis independently).
 
 A copy replaces up to ``words`` words of each text field, chosen uniformly among the words that
-are not stopwords and have a WordNet synonym, each by a uniform draw among its synonyms (all
-parts of speech pooled, as EDA does; a multi-word synonym is inserted with spaces).  The label
-and every other field are kept; copy ``k`` of example ``id`` is ``id#aug<k>``.  Seeded: the
-same (example, copies, seed) gives the same copies.
+are not stopwords and have a WordNet synonym, each by a uniform draw among its synonyms.  As
+EDA (NLTK ``wordnet.synsets(word)``): all parts of speech are pooled (no tagger), and an
+inflected word is looked up by its base forms, found with WordNet's morphy suffix rules
+(``base_forms``: ``cars`` -> ``car``, ``jumped`` -> ``jump``; a rule's result counts only if it
+is a lemma of that rule's part of speech; WordNet's irregular-form exception lists are not in
+the offline file, so ``ran`` is not found); the synonym is inserted as its lemma, uninflected,
+as EDA does.  Only single-word text tokens are replaced (a multi-word WordNet headword such as
+``hot dog`` is never matched); a multi-word synonym is inserted with spaces.  The label and
+every other field are kept; copy ``k`` of example ``id`` is ``id#aug<k>``.  Seeded: the same
+(example, copies, seed) gives the same copies, in any process.
 """
 from __future__ import annotations
 
@@ -38,22 +44,60 @@ isn ma mightn mustn needn shan shouldn wasn weren won wouldn""".split())
 _WORD = re.compile(r"^([^A-Za-z0-9]*)([A-Za-z][A-Za-z'-]*)([^A-Za-z0-9]*)$")
 
 
+#: WordNet's morphy detachment rules (``morph.c``; NLTK ``WordNetCorpusReader.MORPHOLOGICAL_SUBSTITUTIONS``)
+MORPHY_RULES: dict[str, tuple[tuple[str, str], ...]] = {
+    "noun": (("s", ""), ("ses", "s"), ("xes", "x"), ("zes", "z"), ("ches", "ch"), ("shes", "sh"), ("men", "man"),
+             ("ies", "y")),
+    "verb": (("s", ""), ("ies", "y"), ("es", "e"), ("es", ""), ("ed", "e"), ("ed", ""), ("ing", "e"), ("ing", "")),
+    "adj": (("er", ""), ("est", ""), ("er", "e"), ("est", "e")),
+    "adv": (),
+}
+
+
 @lru_cache(maxsize=4)
-def load_synonyms(path: str) -> dict[str, tuple[str, ...]]:
-    """lower-cased single-word lemma -> its synonyms (all parts of speech, file order, no duplicates)."""
-    table: dict[str, list[str]] = {}
+def load_synonyms(path: str) -> dict[str, dict[str, tuple[str, ...]]]:
+    """lower-cased single-word lemma -> {part of speech: its synonyms (file order, no duplicates)}."""
+    table: dict[str, dict[str, list[str]]] = {}
     with gzip.open(path, "rt", encoding="utf-8") as f:
         for line in f:
             row = json.loads(line)
             word = row["word"].lower()
             if " " in word:
                 continue
-            seen = table.setdefault(word, [])
+            seen = table.setdefault(word, {}).setdefault(row.get("pos", "noun"), [])
             for s in row["synonyms"]:
                 s = s.replace("_", " ")
                 if s.lower() != word and s not in seen:
                     seen.append(s)
-    return {w: tuple(s) for w, s in table.items() if s}
+    return {w: {pos: tuple(s) for pos, s in by_pos.items() if s} for w, by_pos in table.items()
+            if any(by_pos.values())}
+
+
+def base_forms(word: str, table: dict[str, dict[str, tuple[str, ...]]]) -> list[tuple[str, str]]:
+    """(lemma, part of speech) pairs of the lower-cased ``word`` that have synonyms: the word
+    itself under every part of speech, then morphy's suffix rules per part of speech, keeping
+    a result only where it is a lemma of that part of speech (WordNet's ``morphy`` without
+    its exception lists)."""
+    found = [(word, pos) for pos in table.get(word, {})]
+    for pos, rules in MORPHY_RULES.items():
+        for suffix, ending in rules:
+            if word.endswith(suffix):
+                base = word[: len(word) - len(suffix)] + ending
+                if pos in table.get(base, {}) and (base, pos) not in found:
+                    found.append((base, pos))
+    return found
+
+
+def synonyms_of(word: str, table: dict[str, dict[str, tuple[str, ...]]]) -> tuple[str, ...]:
+    """Synonyms of ``word`` (any case, possibly inflected) pooled over its base forms, first
+    seen first, neither the word nor its base forms themselves."""
+    lower = word.lower()
+    forms = base_forms(lower, table)
+    skip = {lower} | {b for b, _ in forms}
+    out: list[str] = []
+    for base, pos in forms:
+        out.extend(s for s in table[base][pos] if s.lower() not in skip and s not in out)
+    return tuple(out)
 
 
 @register("augmenter", "synonym_replacement")
@@ -79,25 +123,30 @@ class SynonymReplacement(Augmenter):
             raise UserError(f"synonym_replacement: copies_per_score needs 5 numbers >= 0 (scores 1..5), got {table}")
 
     def copies(self, score: int) -> int:
-        """Copies for a 1-5 similarity score."""
+        """Copies for a 1-5 similarity score (a score outside 1..5 is a ``UserError``)."""
+        if isinstance(score, bool) or int(score) != score or not 1 <= int(score) <= 5:
+            raise UserError(f"synonym_replacement: a feedback score is an integer from 1 to 5, got {score!r}")
         table = self.params.copies_per_score
         return int((COPIES[table] if isinstance(table, str) else table)[int(score) - 1])
 
-    def synonyms(self) -> dict[str, tuple[str, ...]]:
+    def synonyms(self) -> dict[str, dict[str, tuple[str, ...]]]:
+        """The synonyms file, loaded once per process: lemma -> {part of speech: synonyms}."""
         root = resolve_data_root(self.params.data_root)
         return load_synonyms(str(require_file(root, self.params.file, "synonym_replacement")))
 
     def replace(self, text: str, rng: random.Random) -> str:
         """``text`` with up to ``words`` replaceable words swapped for a synonym (case of the first letter kept)."""
         table, tokens = self.synonyms(), text.split(" ")
-        spots = []
+        spots: dict[int, tuple[str, ...]] = {}
         for i, tok in enumerate(tokens):
             m = _WORD.match(tok)
-            if m and m.group(2).lower() not in STOPWORDS and m.group(2).lower() in table:
-                spots.append(i)
-        for i in rng.sample(spots, min(self.params.words, len(spots))):
+            if m and m.group(2).lower() not in STOPWORDS:
+                found = synonyms_of(m.group(2), table)
+                if found:
+                    spots[i] = found
+        for i in rng.sample(sorted(spots), min(self.params.words, len(spots))):
             pre, word, post = _WORD.match(tokens[i]).groups()
-            new = rng.choice(table[word.lower()])
+            new = rng.choice(spots[i])
             if word[0].isupper():
                 new = new[0].upper() + new[1:]
             tokens[i] = pre + new + post

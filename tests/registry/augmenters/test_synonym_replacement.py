@@ -72,3 +72,35 @@ def test_the_shared_wordnet_loads(shared_root):
                           "label": "entailment"}, 5, seed=0)
     assert all(c["label"] == "entailment" and c["text_pair"] is None for c in copies)
     assert any(c["text"] != "A man is playing a guitar on the stage." for c in copies)
+
+
+def test_inflected_words_are_found_by_their_base_forms(root):
+    """morphy's suffix rules, each kept only where the base is a lemma of the rule's part of
+    speech: 'foxes' -> noun 'fox', 'jumps' -> verb 'jump'; 'quicker' -> adj 'quick'."""
+    from registry.augmenters.synonym_replacement import base_forms, synonyms_of
+
+    aug = build(root)
+    table = aug.synonyms()
+    assert base_forms("foxes", table) == [("fox", "noun")]
+    assert base_forms("quicker", table) == [("quick", "adj")]
+    assert base_forms("quickly", table) == []  # no rule for -ly
+    assert synonyms_of("Foxes", table) == ("Reynard",)
+    copies = aug.augment({"id": "p", "text": "Two foxes run.", "text_pair": None, "label": "neutral"}, 3, seed=0)
+    assert [c["text"] for c in copies] == ["Two Reynard run."] * 3  # the lemma, uninflected, as EDA inserts it
+
+
+def test_the_shared_wordnet_finds_inflected_words(shared_root):
+    from registry.augmenters.synonym_replacement import base_forms
+
+    table = registry.build("augmenters", "synonym_replacement", {"data_root": str(shared_root)}).synonyms()
+    assert ("car", "noun") in base_forms("cars", table)
+    assert ("play", "verb") in base_forms("playing", table)
+    assert ("box", "noun") in base_forms("boxes", table) and ("man", "noun") in base_forms("men", table)
+
+
+def test_a_score_outside_one_to_five_is_refused(root):
+    aug = build(root, copies_per_score="code")
+    for bad in (0, 6, -1, 2.5, True):
+        with pytest.raises(UserError, match="a feedback score is an integer from 1 to 5"):
+            aug.copies(bad)
+    assert aug.copies(5.0) == 100
