@@ -46,7 +46,9 @@ class ExplainParams(StrictParams):
     knn_metric: Literal["l2", "cosine"] = Field("l2", description="kNN distance on pooled features (the authors: FAISS L2)")
     damping: float = Field(5e-3, ge=0.0, description="LiSSA damping / CG's added diagonal")
     scale: float = Field(1e4, gt=0.0, description="LiSSA scale (must exceed the Hessian's largest eigenvalue)")
-    depth: int = Field(100, ge=1, description="LiSSA recursion depth (the authors: 1000 single-example steps)")
+    depth: int = Field(100, ge=1, description="LiSSA recursion depth (the authors: 1000 single-example steps); the "
+                                              "distance to the fixed point shrinks at best like (1 - damping)^depth: "
+                                              "0.61 at 100, 0.007 at 1000 with damping 5e-3, so 100 is a truncated series")
     repeats: int = Field(1, ge=1, description="independent LiSSA recursions averaged")
     cg_iterations: int = Field(20, ge=1, description="conjugate-gradient iterations")
     cg_tol: float = Field(1e-6, gt=0.0, description="CG stops once the residual is below cg_tol x |grad L(anchor)|")
