@@ -108,7 +108,8 @@ def by_length(rows: torch.Tensor, lengths: torch.Tensor | None) -> tuple[torch.T
     restores the given order; unchanged without ``lengths``."""
     if lengths is None:
         return rows, torch.arange(len(rows))
-    order = torch.argsort(lengths[rows], stable=True)
+    rows = rows.cpu()
+    order = torch.argsort(lengths.cpu()[rows], stable=True)
     return rows[order], torch.argsort(order)
 
 
@@ -133,8 +134,8 @@ def candidate_features(model: nn.Module, candidates: Callable[[torch.Tensor], Ba
     """(n_candidates, H) pooled features of every candidate row, in row order (chunks formed by
     length when ``lengths`` is given); compute once per checkpoint and pass to ``explain``."""
     rows, restore = by_length(torch.arange(n_candidates), lengths)
-    return pooled_features(model, (candidates(c) for c in rows.split(chunk)))[restore.to(
-        next(model.parameters()).device)]
+    feats = pooled_features(model, (candidates(c) for c in rows.split(chunk)))
+    return feats[restore.to(feats.device)]
 
 
 def explain(model: nn.Module, anchors: Batch, candidates: Callable[[torch.Tensor], Batch], n_candidates: int,
