@@ -51,7 +51,6 @@ class ExplainParams(StrictParams):
                                               "0.61 at 100, 0.007 at 1000 with damping 5e-3, so 100 is a truncated series")
     repeats: int = Field(1, ge=1, description="independent LiSSA recursions averaged")
     cg_iterations: int = Field(20, ge=1, description="conjugate-gradient iterations")
-    cg_tol: float = Field(1e-6, gt=0.0, description="CG stops once the residual is below cg_tol x |grad L(anchor)|")
     cg_batches: int = Field(4, ge=1, description="training batches whose Hessian CG inverts")
     hessian_batch_size: int = Field(32, ge=1, description="training examples per Hessian-vector product "
                                                           "(the authors: 1; FastIF's mnli.py: 128)")
@@ -98,7 +97,7 @@ def anchor_s_test(model: nn.Module, anchor: Batch, params: list[nn.Parameter], s
                             repeats=s.repeats)
     if s.method == "cg":
         return s_test_cg(model, v, params, [next(hessian_batches) for _ in range(s.cg_batches)], damping=s.damping,
-                         iterations=s.cg_iterations, tol=s.cg_tol)
+                         iterations=s.cg_iterations)
     norm = torch.sqrt(sum((x.double() ** 2).sum() for x in v)).clamp_min(1e-30)
     return [x / norm.to(x.dtype) for x in v]
 

@@ -174,7 +174,7 @@ def test_explain_scores_exactly_the_candidates_it_returns(method):
         if method == "lissa":
             s = s_test_lissa(model, v, plist, iter(lambda: hess, None), damping=0.01, scale=100.0, depth=5)
         elif method == "cg":
-            s = s_test_cg(model, v, plist, [hess, hess], damping=0.01, iterations=5, tol=settings.cg_tol)
+            s = s_test_cg(model, v, plist, [hess, hess], damping=0.01, iterations=5)
         else:
             s = [x / torch.sqrt(sum((y ** 2).sum() for y in v)) for x in v]
         grads = per_example_grads_loop(model, data.batch(torch.tensor(near)), plist)
