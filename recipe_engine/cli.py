@@ -356,7 +356,6 @@ def cmd_run(args: argparse.Namespace) -> int:
                           max_steps=args.max_steps)
 
 
-<<<<<<< HEAD
 def worker_args(argv: Sequence[str]) -> list[str]:
     """The command line without ``--nproc`` and the torchrun flags: what each worker runs."""
     drop = ("--nproc", *distributed.TORCHRUN_FLAGS)
@@ -369,11 +368,11 @@ def worker_args(argv: Sequence[str]) -> list[str]:
         elif not a.startswith(tuple(f"{d}=" for d in drop)):
             out.append(a)
     return out
-=======
+
+
 def cmd_feedback(args: argparse.Namespace) -> int:
     return give_feedback(Path(args.run), seed=args.seed, round_index=args.round, terminal=args.terminal,
                          file=Path(args.file) if args.file else None, port=args.port)
->>>>>>> hildif
 
 
 # ---------------------------------------------------------------- diff / compare

@@ -106,14 +106,9 @@ def _execute(resolved: Resolved, recipe_path: str, overrides: list[str], *, run_
             say(f"seed {seed}: already done")
             continue
         try:
-<<<<<<< HEAD
             result = train_seed(recipe, bundle, seed, seed_dir(run_dir, seed), device=device, max_steps=max_steps, log=say,
                                 ranks=ranks)
-        except Interrupted as exc:
-=======
-            result = train_seed(recipe, bundle, seed, seed_dir(run_dir, seed), device=device, max_steps=max_steps, log=say)
         except (Interrupted, FeedbackPending) as exc:
->>>>>>> hildif
             say(f"seed {seed}: {exc}; continue with: recipe-engine run {recipe_path} --resume {run_dir}")
             return EXIT_INTERRUPTED
         except OSError as exc:
