@@ -80,8 +80,8 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("feedback", help="score a HILDIF run's influential examples (browser page; --terminal; --file)")
     s.add_argument("run", metavar="RUN", help="the run folder that waits for feedback")
-    s.add_argument("--seed", type=int, help="only this seed's rounds")
-    s.add_argument("--round", type=int, help="only this round")
+    s.add_argument("--seed", type=int, help="only this seed (default: every seed's latest round that waits, one after another)")
+    s.add_argument("--round", type=int, help="only this round (default: the latest that waits)")
     s.add_argument("--terminal", action="store_true", help="a prompt in this terminal instead of the page")
     s.add_argument("--file", help="take the scores from a JSONL or CSV file (anchor, candidate, score)")
     s.add_argument("--port", type=int, default=0, help="the page's port on 127.0.0.1 (default: a free one)")

@@ -76,5 +76,6 @@ class RoundFeedback:
                     time.sleep(0.2)
             finally:
                 server.shutdown()
+                server.server_close()  # waits for the page's last answer
         elif mode == "terminal":
             prompt_scores(store, explanations)
