@@ -17,7 +17,7 @@ from typing import Any, Sequence
 import yaml
 
 import registry
-from recipe_engine import runner
+from recipe_engine import launch_ray, runner
 from recipe_engine.bundles import load_bundle, recipe_timeline
 from recipe_engine.compare import FORMATS as COMPARE_FORMATS
 from recipe_engine.compare import compare_paths
@@ -31,6 +31,7 @@ from recipe_engine.plan import DESCRIBE_HEADER, PlanError, describe
 from recipe_engine.resolve import Resolved, data_error, plan_error, resolve, schedule_errors
 from recipe_engine.runs import has_run_json, is_complete, read_run_json
 from recipe_engine.schema import json_schema
+from recipe_engine.studies import is_study
 from recipe_engine.sweep import run_grid
 from recipe_engine.table import format_table
 from registry import RegistryError
@@ -69,6 +70,12 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="directory for the run folder (default: runtime.output_dir)")
     s.add_argument("--resume", metavar="RUN", help="continue an interrupted run folder")
     s.add_argument("--grid", action="append", default=[], metavar="KEY=A,B", help="sweep: one child run per combination")
+    s.add_argument("--launcher", choices=("local", "ray"), default="local",
+                   help="local: runs one after another in this process; ray: one Ray task per (seed, grid point)")
+    s.add_argument("--ray-address", metavar="ADDR", help="join this Ray cluster (default: start a local one)")
+    s.add_argument("--cpus-per-run", type=float, default=1, metavar="N", help="CPUs each Ray task asks for (default 1)")
+    s.add_argument("--gpus-per-run", type=float, default=0, metavar="N", help="GPUs each Ray task asks for (default 0)")
+    s.add_argument("--no-estimate", action="store_true", help="skip the estimated time printed before training")
     s.add_argument("--max-steps", type=int, help=argparse.SUPPRESS)  # for tests: stop after N steps (simulated crash)
 
     s = sub.add_parser("diff", help="semantic diff of two recipes or run folders (exit 0 same method, 1 different, 2 error)")
@@ -296,7 +303,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         except ValueError:
             raise UserError(f"--seeds {args.seeds!r}: give comma-separated integers, e.g. --seeds 2021,2022") from None
         overrides.append(f"seeds={json.dumps(seeds)}")
-    if args.grid:
+    resume_study = bool(args.resume) and is_study(Path(args.resume))
+    if args.resume and not args.overrides and not args.seeds and not resume_study and has_run_json(Path(args.resume)):
+        overrides = read_run_json(Path(args.resume)).get("overrides", [])
+    if args.launcher == "ray":
+        return launch_ray.launch(args, overrides)
+    if args.grid or resume_study:
         return run_grid(args, overrides)
     if args.resume:
         run_dir = Path(args.resume)

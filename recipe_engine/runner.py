@@ -9,6 +9,7 @@ from __future__ import annotations
 import shlex
 import sys
 from pathlib import Path
+from typing import Any, Callable
 
 import torch
 
@@ -25,6 +26,7 @@ from recipe_engine.runs import (RESOLVED_FILE, finished_seed_metrics, mark_compl
 from recipe_engine.table import results_table
 from recipe_engine.train import Interrupted, pick_device, train_seed
 from registry.datasets.data_root import resolve_data_root
+from registry.types import DatasetBundle
 
 EXIT_OK, EXIT_INTERRUPTED = 0, 3
 
@@ -62,15 +64,20 @@ def execute(resolved: Resolved, recipe_path: str, overrides: list[str], *, run_d
         torch.set_num_threads(threads)
 
 
-def _execute(resolved: Resolved, recipe_path: str, overrides: list[str], *, run_dir: Path | None,
-             out_root: Path | None, max_steps: int | None, quiet: bool) -> int:
+def load_data(resolved: Resolved) -> tuple[DatasetBundle, torch.device, list[str]]:
+    """The recipe's data (loaded and checked: bad data raises here), its device, and notes on the data."""
     recipe = resolved.recipe
-    say = (lambda *a, **k: None) if quiet else (lambda *a, **k: print(*a, **k, file=sys.stderr))
-    device = pick_device(recipe.runtime.device)
-    data_root = resolve_data_root(recipe.runtime.data_root)
     bundle = load_bundle(recipe, fresh=True)
-    notes = [*bundle.notes, *check_bundle(recipe, bundle)]  # before a run folder exists: bad data raises here
+    return bundle, pick_device(recipe.runtime.device), [*bundle.notes, *check_bundle(recipe, bundle)]
 
+
+def prepare_run(resolved: Resolved, recipe_path: str, overrides: list[str], *, run_dir: Path | None,
+                out_root: Path | None) -> tuple[Path, DatasetBundle, torch.device, list[str]]:
+    """Load and check the data, then make a new run folder (``run_dir`` None) or tidy a resumed
+    one: (run folder, data bundle, device, data notes).  Bad data raises before any folder exists."""
+    recipe = resolved.recipe
+    bundle, device, notes = load_data(resolved)
+    data_root = resolve_data_root(recipe.runtime.data_root)
     check_output_folder(out_root if run_dir is None else run_dir)
     if run_dir is None:
         run_dir = new_run_dir(out_root, recipe.name, resolved.fingerprint)
@@ -87,6 +94,39 @@ def _execute(resolved: Resolved, recipe_path: str, overrides: list[str], *, run_
         })
     else:
         remove_temp_files(run_dir)
+    return run_dir, bundle, device, notes
+
+
+def run_seed(resolved: Resolved, bundle: DatasetBundle, run_dir: Path, seed: int, *, recipe_path: str,
+             device: torch.device, max_steps: int | None = None, log: Callable[..., Any] = print) -> dict[str, float]:
+    """Train and evaluate one seed into ``run_dir/seed-<n>`` (resuming its checkpoint); its metrics.
+
+    The one code path of a seed, whether the seeds run one by one here or as Ray tasks
+    (``recipe_engine.launch_ray``).  Raises ``Interrupted`` when stopped early."""
+    try:
+        return train_seed(resolved.recipe, bundle, seed, seed_dir(run_dir, seed), device=device,
+                          max_steps=max_steps, log=log).metrics
+    except OSError as exc:
+        if exc.errno not in DISK_ERRNOS:
+            raise
+        raise disk_error(exc, recipe_path, run_dir) from None
+
+
+def finish_run(resolved: Resolved, run_dir: Path, per_seed: dict[int, dict[str, float]]) -> dict:
+    """Aggregate the seeds, write ``summary.json``/``summary.md``/``report.html`` and ``.complete``;
+    the aggregate (for printing)."""
+    aggregate = aggregate_seeds(per_seed)
+    write_summary(run_dir, per_seed, aggregate, {"recipe": resolved.recipe.name, "fingerprint": resolved.fingerprint})
+    write_run_report(run_dir)
+    mark_complete(run_dir)
+    return aggregate
+
+
+def _execute(resolved: Resolved, recipe_path: str, overrides: list[str], *, run_dir: Path | None,
+             out_root: Path | None, max_steps: int | None, quiet: bool) -> int:
+    recipe = resolved.recipe
+    say = (lambda *a, **k: None) if quiet else (lambda *a, **k: print(*a, **k, file=sys.stderr))
+    run_dir, bundle, device, notes = prepare_run(resolved, recipe_path, overrides, run_dir=run_dir, out_root=out_root)
     say(f"run folder: {run_dir}")
     for note in notes:
         say(f"data: {note}")
@@ -99,22 +139,16 @@ def _execute(resolved: Resolved, recipe_path: str, overrides: list[str], *, run_
             say(f"seed {seed}: already done")
             continue
         try:
-            result = train_seed(recipe, bundle, seed, seed_dir(run_dir, seed), device=device, max_steps=max_steps, log=say)
+            metrics = run_seed(resolved, bundle, run_dir, seed, recipe_path=recipe_path, device=device,
+                               max_steps=max_steps, log=say)
         except Interrupted as exc:
             say(f"seed {seed}: {exc}; continue with: recipe-engine run {recipe_path} --resume {run_dir}")
             return EXIT_INTERRUPTED
-        except OSError as exc:
-            if exc.errno not in DISK_ERRNOS:
-                raise
-            raise disk_error(exc, recipe_path, run_dir) from None
-        per_seed[seed] = result.metrics
+        per_seed[seed] = metrics
         faults.point("seed")
-        say(f"seed {seed}: " + ", ".join(f"{k}={v:.2f}" for k, v in result.metrics.items() if k.endswith("accuracy")))
+        say(f"seed {seed}: " + ", ".join(f"{k}={v:.2f}" for k, v in metrics.items() if k.endswith("accuracy")))
 
-    aggregate = aggregate_seeds(per_seed)
-    write_summary(run_dir, per_seed, aggregate, {"recipe": recipe.name, "fingerprint": resolved.fingerprint})
-    write_run_report(run_dir)
-    mark_complete(run_dir)
+    aggregate = finish_run(resolved, run_dir, per_seed)
     if not quiet:
         print(f"\n{recipe.name}: {len(per_seed)} seed(s), mean ± sd\n" + results_table(aggregate))
         print(f"\nrun folder: {run_dir}")
