@@ -14,6 +14,7 @@ import typing
 from pathlib import Path
 from typing import Any, Sequence
 
+import torch
 import yaml
 
 import registry
@@ -21,6 +22,7 @@ from recipe_engine import launch_ray, runner
 from recipe_engine.bundles import load_bundle, recipe_timeline
 from recipe_engine.compare import FORMATS as COMPARE_FORMATS
 from recipe_engine.compare import compare_paths
+from recipe_engine.cost import CostReport, cost_report, cost_text, estimated_seconds, human_time
 from recipe_engine.diff import diff_paths, method_changes
 from recipe_engine.diff.render import FORMATS as DIFF_FORMATS
 from recipe_engine.diff.result import EXIT_ERROR
@@ -34,6 +36,7 @@ from recipe_engine.schema import json_schema
 from recipe_engine.studies import is_study
 from recipe_engine.sweep import run_grid
 from recipe_engine.table import format_table
+from recipe_engine.train import pick_device
 from registry import RegistryError
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
@@ -59,6 +62,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("overrides", nargs="*", help="key.path=value or ~key.path")
     s.add_argument("--schedule", action="store_true", help="print the compiled timeline")
     s.add_argument("--provenance", action="store_true", help="print where every value comes from")
+    s.add_argument("--cost", action="store_true", help="passes and tokens per phase, and the time they take here "
+                                                        "(a few calibration steps of the model)")
 
     s = sub.add_parser("schema", help="JSON Schema of recipes, for editor completion")
     s.add_argument("--out", help="write to this file instead of stdout")
@@ -253,6 +258,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.provenance:
         print(provenance_text(resolved))
         return EXIT_OK
+    if args.cost:
+        print(cost_text(recipe_cost(resolved, timed=True)))
+        return EXIT_OK
     print(yaml.safe_dump(resolved.data, sort_keys=False, allow_unicode=True), end="")
     return EXIT_OK
 
@@ -293,6 +301,35 @@ def schedule_text(resolved: Resolved) -> str:
     return head + "\n" + format_table(describe(tl), DESCRIBE_HEADER) + dropped
 
 
+def recipe_cost(resolved: Resolved, timed: bool | None) -> CostReport:
+    """The cost report of a resolved recipe (``recipe_engine.cost``), timed with the run's threads."""
+    recipe = resolved.recipe
+    threads = torch.get_num_threads()
+    try:
+        if recipe.runtime.threads:
+            torch.set_num_threads(recipe.runtime.threads)
+        return cost_report(recipe, load_bundle(recipe), recipe_timeline(recipe), pick_device(recipe.runtime.device),
+                           timed=timed)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def print_estimate(resolved: Resolved, recipe_path: str) -> None:
+    """One line before a run trains: its estimated time (a small recipe is counted, not timed).
+    A recipe whose data or schedule cannot be read here says nothing: the run reports that."""
+    try:
+        report = recipe_cost(resolved, timed=None)
+    except (UserError, RegistryError, PlanError):
+        return
+    seeds = f"{report.seeds} seed(s)"
+    if report.rates is None:
+        print(f"estimated time: small ({report.total_tokens * report.seeds:,.0f} token-passes, {seeds}; not calibrated)",
+              file=sys.stderr)
+    else:
+        print(f"estimated time: {human_time(estimated_seconds(report))} for {seeds} (see recipe-engine show --cost "
+              f"{recipe_path}; --no-estimate skips this)", file=sys.stderr)
+
+
 # ---------------------------------------------------------------- run
 def cmd_run(args: argparse.Namespace) -> int:
     """``run RECIPE``: a new run, ``--resume RUN`` of an interrupted one, or a ``--grid`` study."""
@@ -330,6 +367,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         resolved = resolve(args.recipe, overrides)
         out_root = Path(args.out) if args.out else Path(resolved.recipe.runtime.output_dir)
         run_dir = None
+    if not args.no_estimate:
+        print_estimate(resolved, args.recipe)
     return runner.execute(resolved, args.recipe, overrides, run_dir=run_dir, out_root=None if run_dir else out_root,
                           max_steps=args.max_steps)
 

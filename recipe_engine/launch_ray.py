@@ -25,10 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from recipe_engine import runner
+from recipe_engine import runner, sweep
+from recipe_engine.compare import compare_paths
 from recipe_engine.errors import UserError
 from recipe_engine.resolve import Resolved, resolve
 from recipe_engine.runs import finished_seed_metrics, has_run_json, is_complete, seed_dir
+from recipe_engine.studies import study_run_dirs, write_study_state
 from recipe_engine.train import Interrupted
 
 EXIT_OK, EXIT_FAILED = 0, 4
@@ -208,18 +210,12 @@ def _launch_run(args: argparse.Namespace, overrides: list[str]) -> int:
     failed = _run_children(args, children)
     if failed:
         return _report_failures(failed, f"recipe-engine run {args.recipe} --launcher ray --resume {run_dir}")
-    from recipe_engine.compare import compare_paths
-
     print(compare_paths([run_dir]))
     print(f"\nrun folder: {run_dir}")
     return EXIT_OK
 
 
 def _launch_study(args: argparse.Namespace, overrides: list[str]) -> int:
-    from recipe_engine import sweep
-    from recipe_engine.compare import compare_paths
-    from recipe_engine.studies import study_run_dirs, write_study_state
-
     opened = sweep.open_study(args, overrides)
     if isinstance(opened, int):
         return opened
