@@ -18,7 +18,7 @@ from registry import StrictParams
 from registry._lib.influence import InfluenceLoss
 from registry.base import Objective
 from registry.errors import UserError
-from registry.types import Batch, EncodedData, ObjectiveContext, PassCounts
+from registry.types import Batch, EncodedData, ObjectiveContext
 
 
 class ConfoundGroups:
