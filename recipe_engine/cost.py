@@ -36,6 +36,7 @@ from registry.types import DatasetBundle, PassCounts, Split
 #: rows tokenised to measure padded widths and to calibrate (a sample of big splits)
 SAMPLE_ROWS = 1024
 EVALUATION = "(evaluation)"
+SETUP = "(setup)"
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,8 @@ class Rates:
     double_backward: float
     eval_forward: float
     optimizer_step: float
+    model_build: float = 0.0  # seconds to build the model (load its weights)
+    tokenize_row: float = 0.0  # seconds to tokenise one row
     device: str = "cpu"
 
     def seconds(self, tokens: PassCounts, eval_tokens: float = 0.0, optimizer_steps: int = 0) -> float:
@@ -176,11 +179,13 @@ def build_model(recipe: Recipe, bundle: DatasetBundle, device: torch.device) -> 
 
 
 def calibrate(recipe: Recipe, bundle: DatasetBundle, model: Any, device: torch.device, repeats: int = 2,
-              double_backward: bool = True) -> Rates:
+              double_backward: bool = True, model_build: float = 0.0) -> Rates:
     """Seconds per token of each pass type, timed on the recipe's model and a real training batch
     (after one warm-up step); ``double_backward`` False skips timing it (no term does one) and
     prices it at a backward's rate."""
+    t0 = time.perf_counter()
     train = encode_split(sample_split(bundle.splits[recipe.data.train_split]), model.tokenizer, recipe.data.max_length)
+    tokenize_row = (time.perf_counter() - t0) / max(1, len(train))
     gen = torch.Generator().manual_seed(0)
     batch = train.batch(torch.randperm(len(train), generator=gen)[:recipe.data.batch_size]).to(device)
     eval_batch = train.batch(torch.randperm(len(train), generator=gen)[:recipe.data.eval_batch_size]).to(device)
@@ -222,7 +227,7 @@ def calibrate(recipe: Recipe, bundle: DatasetBundle, model: Any, device: torch.d
     floor = 0.1 * t_f  # a difference of two noisy timings never goes below a tenth of a forward
     return Rates(forward=t_f / tokens, backward=max(t_fb - t_f, floor) / tokens,
                  double_backward=max(t_fbd - t_fb, floor) / tokens, eval_forward=t_e / eval_tokens,
-                 optimizer_step=t_o, device=str(device))
+                 optimizer_step=t_o, model_build=model_build, tokenize_row=tokenize_row, device=str(device))
 
 
 # ---------------------------------------------------------------- the report
@@ -237,9 +242,12 @@ def estimate(recipe: Recipe, bundle: DatasetBundle, tl: Timeline, tokenizer: Any
             data = encode_split(sample_split(bundle.splits[name]), tokenizer, max_len)
             eval_sizes[name] = (len(bundle.splits[name]), padded_width(data.lengths, recipe.data.eval_batch_size))
     phases = count_passes(recipe, tl, seq_len, eval_sizes)
-    if rates is not None:  # seconds: tokens x rates, plus one optimizer step per step
-        for pc in phases:
-            pc.seconds = rates.seconds(pc.tokens, pc.eval_tokens, pc.steps)
+    # every seed builds its model and tokenises the training and evaluated splits
+    rows = len(bundle.splits[recipe.data.train_split]) + sum(len(bundle.splits[n]) for n in set(recipe.evaluation.splits)
+                                                             if n in bundle.splits)
+    phases.insert(0, PhaseCost(SETUP, eval_rows=rows))
+    if rates is not None:
+        set_seconds(phases, rates)
     not_counted = [m.name for m in recipe.evaluation.metrics if getattr(registry.get("metrics", m.name), "needs_model", False)]
     if recipe.evaluation.attributions is not None:
         not_counted.append("the attribution dump")
@@ -250,14 +258,25 @@ def cost_report(recipe: Recipe, bundle: DatasetBundle, tl: Timeline, device: tor
                 timed: bool | None = True) -> CostReport:
     """Count, then calibrate and time: always (``timed`` True), never (False), or only when the
     recipe is not small (None: what ``run`` prints before training)."""
+    t0 = time.perf_counter()
     model = build_model(recipe, bundle, device)
+    build_s = time.perf_counter() - t0
     report = estimate(recipe, bundle, tl, model.tokenizer)
     if timed or (timed is None and not is_small(report)):
         dd = any(pc.passes.double_backward for pc in report.phases)
-        report.rates = calibrate(recipe, bundle, model, device, double_backward=dd)
-        for pc in report.phases:
-            pc.seconds = report.rates.seconds(pc.tokens, pc.eval_tokens, pc.steps)
+        report.rates = calibrate(recipe, bundle, model, device, double_backward=dd, model_build=build_s)
+        set_seconds(report.phases, report.rates)
     return report
+
+
+def set_seconds(phases: list[PhaseCost], rates: Rates) -> None:
+    """Seconds of each phase: token-passes x rates plus one optimizer step per step; the setup:
+    building the model and tokenising its rows."""
+    for pc in phases:
+        if pc.phase == SETUP:
+            pc.seconds = rates.model_build + rates.tokenize_row * pc.eval_rows
+        else:
+            pc.seconds = rates.seconds(pc.tokens, pc.eval_tokens, pc.steps)
 
 
 def human_time(seconds: float) -> str:
@@ -280,13 +299,15 @@ def cost_text(report: CostReport) -> str:
     estimated time; then the total per seed and for all seeds."""
     rows = []
     for pc in report.phases:
-        if pc.phase == EVALUATION:
+        if pc.phase == SETUP:
+            passes, toks = f"model + tokenise {_num(pc.eval_rows)} rows", "-"
+        elif pc.phase == EVALUATION:
             passes, toks = f"{_num(pc.eval_rows)} / - / -", _num(pc.eval_tokens)
         else:
             p = pc.passes
             passes = f"{_num(p.forward)} / {_num(p.backward)} / {_num(p.double_backward)}"
             toks = _num(pc.tokens.forward + pc.tokens.backward + pc.tokens.double_backward)
-        rows.append([pc.phase, str(pc.steps) if pc.phase != EVALUATION else "-", passes, toks,
+        rows.append([pc.phase, str(pc.steps) if pc.phase not in (EVALUATION, SETUP) else "-", passes, toks,
                      human_time(pc.seconds) if pc.seconds is not None else "-"])
     lines = [f"cost per seed ({report.seq_len:.1f} tokens per padded training row)",
              format_table(rows, ["phase", "steps", "rows fwd / bwd / double-bwd", "token-passes", "estimated time"])]

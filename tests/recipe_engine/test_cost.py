@@ -92,7 +92,9 @@ def test_estimate_is_tokens_times_calibrated_rates_and_scales_with_the_schedule(
     for v in (rates.forward, rates.backward, rates.double_backward, rates.eval_forward, rates.optimizer_step):
         assert math.isfinite(v) and v > 0
     report = cost.estimate(recipe, bundle, recipe_timeline(recipe), model.tokenizer, rates)
-    label = report.phases[0]
+    setup, label = report.phases[:2]
+    assert setup.phase == cost.SETUP and setup.eval_rows == 48 + 24 + 24  # train, dev, test tokenised every seed
+    assert setup.seconds == pytest.approx(rates.model_build + 96 * rates.tokenize_row)
     assert label.seconds == pytest.approx(label.tokens.forward * rates.forward + label.tokens.backward * rates.backward
                                           + 8 * rates.optimizer_step)
     assert report.seconds_per_seed == pytest.approx(sum(p.seconds for p in report.phases))
@@ -100,7 +102,7 @@ def test_estimate_is_tokens_times_calibrated_rates_and_scales_with_the_schedule(
 
     longer = resolve(alternation, ["schedule.length.steps=16"]).recipe
     report2 = cost.estimate(longer, bundle, recipe_timeline(longer), model.tokenizer, rates)
-    train = lambda r: sum(p.seconds for p in r.phases if p.phase != cost.EVALUATION)  # noqa: E731
+    train = lambda r: sum(p.seconds for p in r.phases if p.phase not in (cost.EVALUATION, cost.SETUP))  # noqa: E731
     assert train(report2) == pytest.approx(2 * train(report), rel=1e-9)  # twice the alternations: twice the time
     assert report2.phases[-1].eval_rows > report.phases[-1].eval_rows  # more evaluations along the way
 
