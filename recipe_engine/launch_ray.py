@@ -117,7 +117,8 @@ def run_jobs(jobs: list[SeedJob], *, task: Callable[..., dict[str, float]] = see
                 say(f"done: {job.label}" + (f" (attempt {job.attempts})" if job.attempts > 1 else ""))
             except Exception as exc:  # a RayTaskError wraps the task's exception; a dead worker is a RayError
                 job.errors.append(_reason(exc))
-                if job.attempts < ATTEMPTS:
+                stopped = isinstance(getattr(exc, "cause", None), Interrupted)  # a deliberate stop is not retried
+                if job.attempts < ATTEMPTS and not stopped:
                     say(f"failed: {job.label} ({job.errors[-1]}); retrying once")
                     pending[submit(job)] = job
                 else:
@@ -256,9 +257,9 @@ def _run_children(args: argparse.Namespace, children: list[Child]) -> list[SeedJ
 
 
 def _report_failures(failed: list[SeedJob], resume: str) -> int:
-    lines = [f"{len(failed)} task(s) failed after {ATTEMPTS} attempts each; the others finished:"]
+    lines = [f"{len(failed)} task(s) failed (a failure is retried once); the others finished:"]
     for job in failed:
-        lines.append(f"  {job.label} ({job.run_dir}): {job.errors[-1]}")
+        lines.append(f"  {job.label} ({job.run_dir}, {job.attempts} attempt(s)): {job.errors[-1]}")
     lines.append(f"fix the cause, then run only what is missing with: {resume}")
     print("\n".join(lines), file=sys.stderr)
     return EXIT_FAILED

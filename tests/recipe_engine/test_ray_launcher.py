@@ -128,7 +128,7 @@ def test_a_task_failing_twice_is_reported_the_others_go_on_and_resume_runs_only_
     grid = ["--grid", "optimizer.params.lr=1e-3,3e-3"]
     assert main(["run", str(recipe), "--out", str(out), "--launcher", "ray", *grid, *SAME]) == launch_ray.EXIT_FAILED
     err = capsys.readouterr().err
-    assert "2 task(s) failed after 2 attempts each; the others finished:" in err
+    assert "2 task(s) failed (a failure is retried once); the others finished:" in err and "2 attempt(s)" in err
     assert "RuntimeError: seed 2 always fails" in err and "--launcher ray --resume" in err
     study = _only(out / "tiny-e2e")
     info = json.loads((study / "study.json").read_text())
@@ -149,3 +149,14 @@ def test_bad_resources_are_a_user_error(tmp_path):
     recipe = write_recipe(tmp_path / "r.yaml", write_data(tmp_path), seeds=(1,), epochs=1)
     with pytest.raises(UserError, match="--cpus-per-run must be > 0"):
         main(["--debug", "run", str(recipe), "--launcher", "ray", "--cpus-per-run", "0"])
+
+
+@pytest.mark.slow
+def test_a_deliberate_stop_is_reported_not_retried(ray_cluster, tmp_path, capsys):
+    recipe = write_recipe(tmp_path / "r.yaml", write_data(tmp_path), seeds=(1,), epochs=1)
+    out = tmp_path / "out"
+    assert main(["run", str(recipe), "--out", str(out), "--launcher", "ray", "--max-steps", "2", *SAME]) == launch_ray.EXIT_FAILED
+    err = capsys.readouterr().err
+    assert "retrying" not in err and "1 attempt(s)): stopped early: stopped after 2 steps (--max-steps)" in err
+    run = _only(out / "tiny-e2e")
+    assert (run / "seed-1" / "checkpoints" / "last.pt").is_file() and not (run / ".complete").exists()
