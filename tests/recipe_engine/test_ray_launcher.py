@@ -155,8 +155,8 @@ def test_bad_resources_are_a_user_error(tmp_path):
 def test_a_deliberate_stop_is_reported_not_retried(ray_cluster, tmp_path, capsys):
     recipe = write_recipe(tmp_path / "r.yaml", write_data(tmp_path), seeds=(1,), epochs=1)
     out = tmp_path / "out"
-    assert main(["run", str(recipe), "--out", str(out), "--launcher", "ray", "--max-steps", "2", *SAME]) == launch_ray.EXIT_FAILED
+    assert main(["run", str(recipe), "--out", str(out), "--launcher", "ray", "--max-steps", "3", *SAME]) == launch_ray.EXIT_FAILED
     err = capsys.readouterr().err
-    assert "retrying" not in err and "1 attempt(s)): stopped early: stopped after 2 steps (--max-steps)" in err
+    assert "retrying" not in err and "1 attempt(s)): stopped early: stopped after 3 steps (--max-steps)" in err
     run = _only(out / "tiny-e2e")
     assert (run / "seed-1" / "checkpoints" / "last.pt").is_file() and not (run / ".complete").exists()
