@@ -29,6 +29,7 @@ def nearest_neighbours(queries: torch.Tensor, keys: torch.Tensor, k: int, metric
         else:  # minus the squared distance: larger is nearer for both metrics
             score = -((q * q).sum(1, keepdim=True) - 2 * q @ kk.T + (kk * kk).sum(1)[None]).clamp_min(0)
         idx = torch.arange(start, start + kk.shape[0], device=q.device).expand(q.shape[0], -1)
-        top = torch.topk(torch.cat([best_s, score], 1), k, dim=1, sorted=True)
+        both = torch.cat([best_s, score], 1)
+        top = torch.topk(both, min(k, both.shape[1]), dim=1, sorted=True)  # k may exceed the keys seen so far
         best_s, best_i = top.values, torch.cat([best_i, idx], 1).gather(1, top.indices)
     return (-best_s if metric == "l2" else best_s), best_i

@@ -80,6 +80,8 @@ class SynonymReplacement(Augmenter):
 
     def copies(self, score: int) -> int:
         """Copies for a 1-5 similarity score."""
+        if int(score) not in (1, 2, 3, 4, 5):
+            raise UserError(f"synonym_replacement: a feedback score is 1-5, not {score!r}")
         table = self.params.copies_per_score
         return int((COPIES[table] if isinstance(table, str) else table)[int(score) - 1])
 

@@ -139,6 +139,7 @@ def test_knn_returns_the_true_nearest_neighbours(metric):
     assert torch.equal(idx, want)
     assert torch.allclose(dist, full.gather(1, want))
     assert nearest_neighbours(queries, keys[:5], 20, metric)[1].shape == (7, 5)  # k capped
+    assert torch.equal(nearest_neighbours(queries, keys, 300, metric, chunk=64)[1][:, :20], want)  # k > chunk
 
 
 @pytest.mark.parametrize("method", ["lissa", "cg", "cosine"])
