@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 from typing import TextIO
 
@@ -16,7 +15,7 @@ from recipe_engine.errors import UserError
 from recipe_engine.feedback.files import load_prefilled
 from recipe_engine.feedback.store import FeedbackStore
 from recipe_engine.feedback.terminal import prompt_scores
-from recipe_engine.feedback.web import serve
+from recipe_engine.feedback.web import score_until_complete
 from recipe_engine.runs import is_complete
 
 #: the exit status while scores are missing (the same as an interrupted run)
@@ -95,10 +94,7 @@ def give_feedback(run_dir: Path, *, seed: int | None = None, round_index: int | 
         name = _name(folder)
         stopped = False
         if file is not None:
-            pending = set(store.pending())
-            for pair, score in load_prefilled(file, explanations).items():
-                if pair in pending:
-                    store.record(*pair, score)
+            store.fill(load_prefilled(file, explanations))
         elif terminal:
             print(f"{name}: {len(store.pending())} example(s) to score (q stops; scores are kept)", file=out, flush=True)
             try:
@@ -106,17 +102,13 @@ def give_feedback(run_dir: Path, *, seed: int | None = None, round_index: int | 
             except KeyboardInterrupt:
                 stopped = True
         else:
-            server, url = serve(store, explanations, port=port)
-            print(f"{name}: {len(store.pending())} example(s) to score at {url} (Ctrl-C stops; scores are kept)",
-                  file=out, flush=True)
+            left_now = len(store.pending())
             try:
-                while not store.complete():
-                    time.sleep(0.2)
+                score_until_complete(store, explanations, lambda url: print(
+                    f"{name}: {left_now} example(s) to score at {url} (Ctrl-C stops; scores are kept)",
+                    file=out, flush=True), port=port)
             except KeyboardInterrupt:
                 stopped = True
-            finally:
-                server.shutdown()
-                server.server_close()  # waits for the page's last answer
         remaining = len(store.pending())
         print(f"{name}: " + ("complete" if not remaining else f"{remaining} example(s) still to score"), file=out)
         if remaining:

@@ -103,3 +103,12 @@ class FeedbackStore:
 
     def complete(self) -> bool:
         return not self.pending()
+
+    def fill(self, given: dict[tuple[str, str], int]) -> int:
+        """Record the ``given`` scores of the pairs still unscored (a pre-filled file, ``no_human``);
+        scores already given stay.  How many were recorded."""
+        pending = set(self.pending())
+        todo = [(pair, score) for pair, score in given.items() if pair in pending]
+        for (anchor, candidate), score in todo:
+            self.record(anchor, candidate, score)
+        return len(todo)

@@ -16,8 +16,9 @@ from __future__ import annotations
 import ipaddress
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Callable
 
 from recipe_engine.errors import UserError
 from recipe_engine.feedback.store import MEANING, FeedbackStore
@@ -142,6 +143,20 @@ def serve(store: FeedbackStore, explanations: dict[str, Any], host: str = "127.0
     server = FeedbackServer(store, explanations, host, port)
     threading.Thread(target=server.serve_forever, name="feedback-page", daemon=True).start()
     return server, f"http://{host}:{server.server_address[1]}/"
+
+
+def score_until_complete(store: FeedbackStore, explanations: dict[str, Any], announce: Callable[[str], Any], *,
+                         port: int = 0, stopping: Callable[[], bool] = lambda: False) -> None:
+    """Serve the page (its URL handed to ``announce``) until every pair is scored or ``stopping()``
+    says so; Ctrl-C propagates.  The server is closed either way, after the page's last answer."""
+    server, url = serve(store, explanations, port=port)
+    announce(url)
+    try:
+        while not store.complete() and not stopping():
+            time.sleep(0.2)
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 PAGE = """<!doctype html>
