@@ -67,7 +67,7 @@ class HILDIF(Objective):
             "no_human", description="who scores: no_human (every example 5, the paper's not-HS), file (`feedback_file`), "
                                     "web (a page on 127.0.0.1 during the run), terminal (a prompt during the run), later "
                                     "(stop; score with `recipe-engine feedback RUN`, then --resume)")
-        feedback_file: Optional[str] = Field(None, description="pre-filled scores (JSONL: anchor, candidate, score) for feedback: file")
+        feedback_file: Optional[str] = Field(None, description="pre-filled scores for feedback: file (JSONL lines or a CSV with the columns anchor, candidate, score)")
         augment: Optional[AugmentRef] = Field(
             None, description="the augmenter g (copies per score are its param); null: fine-tune on the influential "
                               "examples themselves (the paper's not-DA)")
