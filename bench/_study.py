@@ -22,7 +22,7 @@ from recipe_engine.runs import COMPLETE_MARKER, is_complete  # noqa: E402
 
 #: run-folder files an archive keeps (with every finished seed's metrics and eval/ files)
 TOP_FILES = ("recipe.yaml", "resolved.yaml", "run.json", "summary.json", "summary.md", COMPLETE_MARKER)
-SEED_GLOBS = ("metrics.jsonl", "eval/*.json", "eval/*_logits.pt")
+SEED_GLOBS = ("metrics.jsonl", "eval/*.json", "eval/*_logits.pt", "hildif/*/explanations.json", "hildif/*/feedback.jsonl")
 
 
 def existing_run(study: Path, resolved: Resolved) -> Path | None:

@@ -14,13 +14,15 @@ import typing
 from pathlib import Path
 from typing import Any, Sequence
 
+import torch
 import yaml
 
 import registry
-from recipe_engine import distributed, runner
+from recipe_engine import distributed, launch_ray, runner
 from recipe_engine.bundles import load_bundle, recipe_timeline
 from recipe_engine.compare import FORMATS as COMPARE_FORMATS
 from recipe_engine.compare import compare_paths
+from recipe_engine.cost import CostReport, cost_report, cost_text, estimated_seconds, human_time
 from recipe_engine.diff import diff_paths, method_changes
 from recipe_engine.diff.render import FORMATS as DIFF_FORMATS
 from recipe_engine.diff.result import EXIT_ERROR
@@ -32,8 +34,10 @@ from recipe_engine.plan import DESCRIBE_HEADER, PlanError, describe
 from recipe_engine.resolve import Resolved, data_error, plan_error, resolve, schedule_errors
 from recipe_engine.runs import has_run_json, is_complete, read_run_json
 from recipe_engine.schema import json_schema
+from recipe_engine.studies import is_study
 from recipe_engine.sweep import run_grid
 from recipe_engine.table import format_table
+from recipe_engine.train import pick_device
 from registry import RegistryError
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
@@ -59,6 +63,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("overrides", nargs="*", help="key.path=value or ~key.path")
     s.add_argument("--schedule", action="store_true", help="print the compiled timeline")
     s.add_argument("--provenance", action="store_true", help="print where every value comes from")
+    s.add_argument("--cost", action="store_true", help="passes and tokens per phase, and the time they take here "
+                                                        "(a few calibration steps of the model)")
 
     s = sub.add_parser("schema", help="JSON Schema of recipes, for editor completion")
     s.add_argument("--out", help="write to this file instead of stdout")
@@ -70,6 +76,12 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="directory for the run folder (default: runtime.output_dir)")
     s.add_argument("--resume", metavar="RUN", help="continue an interrupted run folder")
     s.add_argument("--grid", action="append", default=[], metavar="KEY=A,B", help="sweep: one child run per combination")
+    s.add_argument("--launcher", choices=("local", "ray"), default="local",
+                   help="local: runs one after another in this process; ray: one Ray task per (seed, grid point)")
+    s.add_argument("--ray-address", metavar="ADDR", help="join this Ray cluster (default: start a local one)")
+    s.add_argument("--cpus-per-run", type=float, default=1, metavar="N", help="CPUs each Ray task asks for (default 1)")
+    s.add_argument("--gpus-per-run", type=float, default=0, metavar="N", help="GPUs each Ray task asks for (default 0)")
+    s.add_argument("--no-estimate", action="store_true", help="skip the estimated time printed before training")
     s.add_argument("--max-steps", type=int, help=argparse.SUPPRESS)  # for tests: stop after N steps (simulated crash)
     s.add_argument("--nproc", type=int, default=1, metavar="N",
                    help="processes on this machine (one per GPU, or CPU processes with gloo): relaunches the command "
@@ -80,8 +92,8 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("feedback", help="score a HILDIF run's influential examples (browser page; --terminal; --file)")
     s.add_argument("run", metavar="RUN", help="the run folder that waits for feedback")
-    s.add_argument("--seed", type=int, help="only this seed's rounds")
-    s.add_argument("--round", type=int, help="only this round")
+    s.add_argument("--seed", type=int, help="only this seed (default: every seed's latest round that waits, one after another)")
+    s.add_argument("--round", type=int, help="only this round (default: the latest that waits)")
     s.add_argument("--terminal", action="store_true", help="a prompt in this terminal instead of the page")
     s.add_argument("--file", help="take the scores from a JSONL or CSV file (anchor, candidate, score)")
     s.add_argument("--port", type=int, default=0, help="the page's port on 127.0.0.1 (default: a free one)")
@@ -267,6 +279,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.provenance:
         print(provenance_text(resolved))
         return EXIT_OK
+    if args.cost:
+        print(cost_text(recipe_cost(resolved, timed=True)))
+        return EXIT_OK
     print(yaml.safe_dump(resolved.data, sort_keys=False, allow_unicode=True), end="")
     return EXIT_OK
 
@@ -307,6 +322,35 @@ def schedule_text(resolved: Resolved) -> str:
     return head + "\n" + format_table(describe(tl), DESCRIBE_HEADER) + dropped
 
 
+def recipe_cost(resolved: Resolved, timed: bool | None) -> CostReport:
+    """The cost report of a resolved recipe (``recipe_engine.cost``), timed with the run's threads."""
+    recipe = resolved.recipe
+    threads = torch.get_num_threads()
+    try:
+        if recipe.runtime.threads:
+            torch.set_num_threads(recipe.runtime.threads)
+        return cost_report(recipe, load_bundle(recipe), recipe_timeline(recipe), pick_device(recipe.runtime.device),
+                           timed=timed)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def print_estimate(resolved: Resolved, recipe_path: str) -> None:
+    """One line before a run trains: its estimated time (a small recipe is counted, not timed).
+    A recipe whose data or schedule cannot be read here says nothing: the run reports that."""
+    try:
+        report = recipe_cost(resolved, timed=None)
+    except (UserError, RegistryError, PlanError):
+        return
+    seeds = f"{report.seeds} seed(s)"
+    if report.rates is None:
+        print(f"estimated time: small ({report.total_tokens * report.seeds:,.0f} token-passes, {seeds}; not calibrated)",
+              file=sys.stderr)
+    else:
+        print(f"estimated time: {human_time(estimated_seconds(report))} for {seeds} (see recipe-engine show --cost "
+              f"{recipe_path}; --no-estimate skips this)", file=sys.stderr)
+
+
 # ---------------------------------------------------------------- run
 def cmd_run(args: argparse.Namespace) -> int:
     """``run RECIPE``: a new run, ``--resume RUN`` of an interrupted one, or a ``--grid`` study;
@@ -330,7 +374,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         except ValueError:
             raise UserError(f"--seeds {args.seeds!r}: give comma-separated integers, e.g. --seeds 2021,2022") from None
         overrides.append(f"seeds={json.dumps(seeds)}")
-    if args.grid:
+    resume_study = bool(args.resume) and is_study(Path(args.resume))
+    if args.resume and not args.overrides and not args.seeds and not resume_study and has_run_json(Path(args.resume)):
+        overrides = read_run_json(Path(args.resume)).get("overrides", [])
+    if args.launcher == "ray":
+        return launch_ray.launch(args, overrides)
+    if args.grid or resume_study:
         return run_grid(args, overrides)
     if args.resume:
         run_dir = Path(args.resume)
@@ -352,6 +401,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         resolved = resolve(args.recipe, overrides)
         out_root = Path(args.out) if args.out else Path(resolved.recipe.runtime.output_dir)
         run_dir = None
+    if not args.no_estimate and distributed.world_from_env() <= 1:  # the workers of --nproc say nothing extra
+        print_estimate(resolved, args.recipe)
     return runner.execute(resolved, args.recipe, overrides, run_dir=run_dir, out_root=None if run_dir else out_root,
                           max_steps=args.max_steps)
 

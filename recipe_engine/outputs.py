@@ -107,9 +107,10 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     atomic_write_text(path, dumps_json(obj))
 
 
-def append_jsonl(path: str | os.PathLike, record: dict[str, Any]) -> None:
+def append_jsonl(path: str | os.PathLike, record: dict[str, Any], *, fsync: bool = False) -> None:
     """Append ``record`` as one JSON line with a single ``O_APPEND`` write (no user-space
-    buffer), so concurrent or interrupted writers never interleave partial lines."""
+    buffer), so concurrent or interrupted writers never interleave partial lines; ``fsync``
+    also waits until the line is on disk (for lines a person typed, which cannot be redone)."""
     line = (json.dumps(to_jsonable(record), ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -121,5 +122,7 @@ def append_jsonl(path: str | os.PathLike, record: dict[str, Any]) -> None:
         view = memoryview(line)
         while view:
             view = view[os.write(fd, view):]
+        if fsync:
+            os.fsync(fd)
     finally:
         os.close(fd)

@@ -10,6 +10,7 @@ import os
 import shlex
 import sys
 from pathlib import Path
+from typing import Any, Callable
 
 import torch
 
@@ -26,6 +27,7 @@ from recipe_engine.runs import (RESOLVED_FILE, finished_seed_metrics, mark_compl
                                 remove_temp_files, seed_dir, write_run_start, write_summary)
 from recipe_engine.table import results_table
 from recipe_engine.train import Interrupted, pick_device, train_seed
+from registry._lib.ranks import Ranks
 from registry.datasets.data_root import resolve_data_root
 from registry.types import DatasetBundle
 
@@ -77,22 +79,62 @@ def execute(resolved: Resolved, recipe_path: str, overrides: list[str], *, run_d
         distributed.stop()
 
 
+def load_data(resolved: Resolved) -> tuple[DatasetBundle, torch.device, list[str]]:
+    """The recipe's data (loaded and checked: bad data raises here), its device, and notes on the data."""
+    recipe = resolved.recipe
+    bundle = load_bundle(recipe, fresh=True)
+    return bundle, pick_device(recipe.runtime.device), [*bundle.notes, *check_bundle(recipe, bundle)]
+
+
+def prepare_run(resolved: Resolved, recipe_path: str, overrides: list[str], *, run_dir: Path | None,
+                out_root: Path | None, world_size: int = 1) -> tuple[Path, DatasetBundle, torch.device, list[str]]:
+    """Load and check the data, then make a new run folder (``run_dir`` None) or tidy a resumed
+    one: (run folder, data bundle, device, data notes).  Bad data raises before any folder exists."""
+    bundle, device, notes = load_data(resolved)
+    data_root = resolve_data_root(resolved.recipe.runtime.data_root)
+    run_dir = _start_run_folder(resolved, recipe_path, overrides, run_dir, out_root, device, data_root, bundle, world_size)
+    return run_dir, bundle, device, notes
+
+
+def run_seed(resolved: Resolved, bundle: DatasetBundle, run_dir: Path, seed: int, *, recipe_path: str,
+             device: torch.device, max_steps: int | None = None, log: Callable[..., Any] = print,
+             ranks: Ranks = Ranks()) -> dict[str, float]:
+    """Train and evaluate one seed into ``run_dir/seed-<n>`` (resuming its checkpoint); its metrics.
+
+    The one code path of a seed, whether the seeds run one by one here (on one or several
+    processes) or as Ray tasks (``recipe_engine.launch_ray``).  Raises ``Interrupted`` when
+    stopped early, ``FeedbackPending`` when a HILDIF round waits for scores."""
+    try:
+        return train_seed(resolved.recipe, bundle, seed, seed_dir(run_dir, seed), device=device,
+                          max_steps=max_steps, log=log, ranks=ranks).metrics
+    except OSError as exc:
+        if exc.errno not in DISK_ERRNOS:
+            raise
+        raise disk_error(exc, recipe_path, run_dir) from None
+
+
+def finish_run(resolved: Resolved, run_dir: Path, per_seed: dict[int, dict[str, float]]) -> dict:
+    """Aggregate the seeds, write ``summary.json``/``summary.md``/``report.html`` and ``.complete``;
+    the aggregate (for printing)."""
+    aggregate = aggregate_seeds(per_seed)
+    write_summary(run_dir, per_seed, aggregate, {"recipe": resolved.recipe.name, "fingerprint": resolved.fingerprint})
+    write_run_report(run_dir)
+    mark_complete(run_dir)
+    return aggregate
+
+
 def _execute(resolved: Resolved, recipe_path: str, overrides: list[str], *, run_dir: Path | None,
              out_root: Path | None, max_steps: int | None, quiet: bool) -> int:
     recipe = resolved.recipe
-    device = pick_device(recipe.runtime.device)
-    ranks = distributed.start(device)
+    ranks = distributed.start(pick_device(recipe.runtime.device))
     quiet = quiet or not ranks.main  # rank 0 speaks for the run
     say = (lambda *a, **k: None) if quiet else (lambda *a, **k: print(*a, **k, file=sys.stderr))
-    data_root = resolve_data_root(recipe.runtime.data_root)
-    bundle = load_bundle(recipe, fresh=True)
-    notes = [*bundle.notes, *check_bundle(recipe, bundle)]  # before a run folder exists: bad data raises here
-
     if not ranks.main:
+        bundle, device, notes = load_data(resolved)
         run_dir = Path(distributed.broadcast(None, ranks))
     else:
-        run_dir = _start_run_folder(resolved, recipe_path, overrides, run_dir, out_root, device, data_root, bundle,
-                                    ranks.world)
+        run_dir, bundle, device, notes = prepare_run(resolved, recipe_path, overrides, run_dir=run_dir,
+                                                     out_root=out_root, world_size=ranks.world)
         distributed.broadcast(str(run_dir), ranks)
     say(f"run folder: {run_dir}")
     for note in notes:
@@ -106,25 +148,18 @@ def _execute(resolved: Resolved, recipe_path: str, overrides: list[str], *, run_
             say(f"seed {seed}: already done")
             continue
         try:
-            result = train_seed(recipe, bundle, seed, seed_dir(run_dir, seed), device=device, max_steps=max_steps, log=say,
-                                ranks=ranks)
+            metrics = run_seed(resolved, bundle, run_dir, seed, recipe_path=recipe_path, device=device,
+                               max_steps=max_steps, log=say, ranks=ranks)
         except (Interrupted, FeedbackPending) as exc:
             say(f"seed {seed}: {exc}; continue with: recipe-engine run {recipe_path} --resume {run_dir}")
             return EXIT_INTERRUPTED
-        except OSError as exc:
-            if exc.errno not in DISK_ERRNOS:
-                raise
-            raise disk_error(exc, recipe_path, run_dir) from None
-        per_seed[seed] = result.metrics
+        per_seed[seed] = metrics
         faults.point("seed")
-        say(f"seed {seed}: " + ", ".join(f"{k}={v:.2f}" for k, v in result.metrics.items() if k.endswith("accuracy")))
+        say(f"seed {seed}: " + ", ".join(f"{k}={v:.2f}" for k, v in metrics.items() if k.endswith("accuracy")))
 
     if not ranks.main:
         return EXIT_OK
-    aggregate = aggregate_seeds(per_seed)
-    write_summary(run_dir, per_seed, aggregate, {"recipe": recipe.name, "fingerprint": resolved.fingerprint})
-    write_run_report(run_dir)
-    mark_complete(run_dir)
+    aggregate = finish_run(resolved, run_dir, per_seed)
     if not quiet:
         print(f"\n{recipe.name}: {len(per_seed)} seed(s), mean ± sd\n" + results_table(aggregate))
         print(f"\nrun folder: {run_dir}")

@@ -18,8 +18,9 @@ from recipe_engine.errors import RecipeErrors, UserError
 from recipe_engine.outputs import atomic_write_text
 from recipe_engine.report import write_study_report
 from recipe_engine.resolve import Resolved, resolve
-from recipe_engine.runs import DEFAULT_SELECT, SUMMARY_MD
-from recipe_engine.studies import load_study, new_study_dir, study_run_dirs, write_study_state
+from recipe_engine.runs import DEFAULT_SELECT, SUMMARY_MD, is_complete, read_json
+from recipe_engine.studies import (STUDY_FILE, is_study, load_study, new_study_dir, study_run_dirs,
+                                  write_study_state)
 
 EXIT_OK, EXIT_INVALID = 0, 1
 
@@ -98,10 +99,12 @@ def resolve_all(recipe: str, overrides: list[str], combos: list[dict[str, str]])
     return resolved
 
 
-def run_grid(args: argparse.Namespace, overrides: list[str]) -> int:
-    """Validate every combination of ``args.grid``, then run them one by one into a study folder."""
+def open_study(args: argparse.Namespace, overrides: list[str]) -> tuple[Path, dict[str, Any], list[Resolved]] | int:
+    """A new study folder for ``args.grid`` (every combination resolved first), or the study of
+    ``--resume STUDY`` with its children resolved again (their method must be unchanged):
+    (study folder, its state, the children resolved), or EXIT_INVALID after printing why."""
     if getattr(args, "resume", None):
-        raise UserError("--resume and --grid cannot be combined; resume a child run folder of the study instead")
+        return _reopen_study(args)
     grid = parse_grid(list(args.grid))
     combos = combinations(grid)
     try:
@@ -129,13 +132,62 @@ def run_grid(args: argparse.Namespace, overrides: list[str]) -> int:
     }
     write_study_state(study_dir, state)
     print(f"study folder: {study_dir} ({len(combos)} runs)", file=sys.stderr)
+    return study_dir, state, resolved
+
+
+def _reopen_study(args: argparse.Namespace) -> tuple[Path, dict[str, Any], list[Resolved]]:
+    study_dir = Path(args.resume)
+    if not is_study(study_dir):
+        raise UserError(f"--resume {study_dir}: not a study folder (no study.json); give the folder printed as "
+                        "'study folder:' when the study started")
+    state = read_json(study_dir / STUDY_FILE)
+    if args.grid and parse_grid(list(args.grid)) != state.get("grid"):
+        raise UserError(f"--resume {study_dir}: --grid differs from the study's grid {state.get('grid')}; "
+                        "resume with the same --grid values (or none), or start a new study")
+    resolved = []
+    for child in state["children"]:
+        res = resolve(args.recipe, list(child["overrides"]))
+        if res.fingerprint != child.get("fingerprint"):
+            label = ",".join(combo_overrides(child["combo"]))
+            raise UserError(f"--resume {study_dir}: the method of child {label} changed since the study started "
+                            f"(fingerprint {str(child.get('fingerprint'))[:8]} -> {res.fingerprint[:8]}); resume with "
+                            "the study's recipe, or start a new study")
+        resolved.append(res)
+    missing = sum(1 for c in state["children"] if not child_complete(study_dir, c))
+    print(f"study folder: {study_dir} (resumed: {missing} of {len(resolved)} runs to finish)", file=sys.stderr)
+    return study_dir, state, resolved
+
+
+def child_run_dir(study_dir: Path, child: dict[str, Any]) -> Path | None:
+    """The child's run folder so far (None before it started)."""
+    return study_dir / child["run_dir"] if child.get("run_dir") else None
+
+
+def child_complete(study_dir: Path, child: dict[str, Any]) -> bool:
+    run_dir = child_run_dir(study_dir, child)
+    return run_dir is not None and is_complete(run_dir)
+
+
+def run_grid(args: argparse.Namespace, overrides: list[str]) -> int:
+    """Validate every combination of ``args.grid``, then run them one by one into a study folder
+    (``--resume STUDY``: only the children that did not finish)."""
+    opened = open_study(args, overrides)
+    if isinstance(opened, int):
+        return opened
+    study_dir, state, resolved = opened
     code = EXIT_OK
+    n = len(state["children"])
     for i, (child, res) in enumerate(zip(state["children"], resolved)):
         label = ",".join(combo_overrides(child["combo"]))
-        print(f"[{i + 1}/{len(combos)}] {label}", file=sys.stderr)
+        if child_complete(study_dir, child):
+            print(f"[{i + 1}/{n}] {label}: already complete", file=sys.stderr)
+            continue
+        print(f"[{i + 1}/{n}] {label}", file=sys.stderr)
         before = set(study_run_dirs(study_dir))
+        run_dir = child_run_dir(study_dir, child)
         # runner.execute, not a name bound at import: a test may stand in for it
-        code = runner.execute(res, args.recipe, child["overrides"], out_root=study_dir,
+        code = runner.execute(res, args.recipe, child["overrides"], run_dir=run_dir,
+                              out_root=None if run_dir else study_dir,
                               max_steps=getattr(args, "max_steps", None), quiet=True)
         made = sorted(set(study_run_dirs(study_dir)) - before)
         if made:
@@ -143,7 +195,8 @@ def run_grid(args: argparse.Namespace, overrides: list[str]) -> int:
         child["status"] = "complete" if code == EXIT_OK else "interrupted"
         write_study_state(study_dir, state)
         if code != EXIT_OK:
-            print(f"child {label} stopped (exit {code}); the study is incomplete: {study_dir}", file=sys.stderr)
+            print(f"child {label} stopped (exit {code}); the study is incomplete; continue with: recipe-engine run "
+                  f"{args.recipe} --resume {study_dir}", file=sys.stderr)
             break
     finish_study(study_dir)
     if code == EXIT_OK:

@@ -12,7 +12,8 @@ import torch
 from torch import nn
 
 from registry import Component
-from registry.types import Batch, Classifier, DatasetBundle, EncodedData, ObjectiveContext, Predictions, TokenAttributions
+from registry.types import (Batch, Classifier, DatasetBundle, EncodedData, ObjectiveContext, PassCounts, Predictions,
+                            TokenAttributions)
 
 
 class ModelComponent(Component):
@@ -106,6 +107,15 @@ class Objective(Component):
     def logs(self) -> dict[str, float]:
         """Extra scalars of the last ``loss`` call (e.g. the influence difference)."""
         return {}
+
+    def cost(self, batch_size: int, seq_len: int) -> PassCounts:
+        """Example-passes of one optimizer step of this term (``show --cost``), from params alone.
+
+        ``batch_size`` is the training batch (a probe term counts its own ``probe_batch``
+        instead), ``seq_len`` the mean padded tokens per row (for a term whose passes depend on
+        it).  The default is cross-entropy's: one forward and one backward per row; declare it
+        when yours does more (extra copies, path points, per-example or second-order gradients)."""
+        return PassCounts(forward=batch_size, backward=batch_size)
 
 
 class Attribution(Component):

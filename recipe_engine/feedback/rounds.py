@@ -20,7 +20,7 @@ from typing import Any, Callable
 from recipe_engine.feedback.files import load_prefilled, no_human
 from recipe_engine.feedback.store import FeedbackStore
 from recipe_engine.feedback.terminal import prompt_scores
-from recipe_engine.feedback.web import serve
+from recipe_engine.feedback.web import score_until_complete
 from recipe_engine.outputs import atomic_write_json
 
 
@@ -52,29 +52,22 @@ class RoundFeedback:
                      f"{explanations['seconds']:.1f} s -> {path}")
         store = FeedbackStore(folder / "feedback.jsonl", explanations)
         if not store.complete():
-            self.ask(store, explanations, mode, file, folder)
+            self.ask(store, explanations, mode, file)
         if not store.complete():
             left = len(store.pending())
             raise FeedbackPending(f"{round_name} waits for {left} score(s) in {folder / 'feedback.jsonl'}; give them with "
                                   f"`recipe-engine feedback {self.seed_dir.parent}` (add --terminal for a prompt)")
         return explanations, store.scores()
 
-    def ask(self, store: FeedbackStore, explanations: dict[str, Any], mode: str, file: str | None, folder: Path) -> None:
+    def ask(self, store: FeedbackStore, explanations: dict[str, Any], mode: str, file: str | None) -> None:
         """Fill in the missing scores the way ``mode`` says (``later``: nobody now)."""
-        if mode in ("no_human", "file"):
-            pending = set(store.pending())
-            given = no_human(explanations) if mode == "no_human" else load_prefilled(Path(file or ""), explanations)
-            for (anchor, candidate), score in given.items():
-                if (anchor, candidate) in pending:
-                    store.record(anchor, candidate, score)
+        if mode == "no_human":
+            store.fill(no_human(explanations))
+        elif mode == "file":
+            store.fill(load_prefilled(Path(file or ""), explanations))
         elif mode == "web":
-            server, url = serve(store, explanations)
-            print(f"seed {self.seed}: score the influential examples at {url} (Ctrl-C stops; --resume continues)",
-                  file=sys.stderr, flush=True)
-            try:
-                while not store.complete() and not self.stopping():
-                    time.sleep(0.2)
-            finally:
-                server.shutdown()
+            score_until_complete(store, explanations, lambda url: print(
+                f"seed {self.seed}: score the influential examples at {url} (Ctrl-C stops; --resume continues)",
+                file=sys.stderr, flush=True), stopping=self.stopping)
         elif mode == "terminal":
             prompt_scores(store, explanations)

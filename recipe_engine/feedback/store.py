@@ -9,6 +9,7 @@ explanations has a score.
 from __future__ import annotations
 
 import json
+import os
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -27,30 +28,47 @@ def pairs(explanations: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 class FeedbackStore:
+    """The scores of one round, read from and appended to ``path``.
+
+    Lines appended by another session (the run's own page while ``recipe-engine feedback``
+    runs in a second terminal) are picked up on the next ``scores``/``pending``/``complete``.
+    """
+
     def __init__(self, path: Path, explanations: dict[str, Any]) -> None:
         self.path, self.explanations = Path(path), explanations
         self.order = pairs(explanations)
         self.known = set(self.order)
         self.anchors = {a for a, _ in self.order}
         drop_torn_tail(self.path)
-        self._scores = self._read()
+        self._scores: dict[tuple[str, str], int] = {}
+        self._offset = self._lines = 0
+        self._refresh()
 
-    def _read(self) -> dict[tuple[str, str], int]:
-        scores: dict[tuple[str, str], int] = {}
-        if not self.path.is_file():
-            return scores
-        for n, line in enumerate(self.path.read_text(encoding="utf-8").splitlines(), 1):
+    def _refresh(self) -> None:
+        """Read the whole lines appended since the last read; a last line without its newline
+        (being written, or torn by a crash) is left for later."""
+        try:
+            with open(self.path, "rb") as f:
+                if os.fstat(f.fileno()).st_size < self._offset:  # replaced by a shorter file: start over
+                    self._scores, self._offset, self._lines = {}, 0, 0
+                f.seek(self._offset)
+                data = f.read()
+        except FileNotFoundError:
+            return
+        end = data.rfind(b"\n") + 1
+        for n, line in enumerate(data[:end].decode("utf-8", errors="replace").split("\n")[:-1], self._lines + 1):
             if not line.strip():
                 continue
             try:
                 row = json.loads(line)
-                key, score = (str(row["anchor"]), str(row["candidate"])), int(row["score"])
+                key, score = (str(row["anchor"]), str(row["candidate"])), row["score"]
             except (ValueError, KeyError, TypeError) as exc:
                 raise UserError(f"{self.path}:{n}: not a feedback line ({exc}); expected "
                                 '{"anchor": ..., "candidate": ..., "score": 1-5}; fix or delete the line') from None
-            if key in self.known and score in SCORES:
-                scores[key] = score
-        return scores
+            if key in self.known and type(score) is int and score in SCORES:  # other rounds' or hand-edited lines: skipped
+                self._scores[key] = score
+        self._lines += data[:end].count(b"\n")
+        self._offset += end
 
     def check(self, anchor: str, candidate: str, score: Any) -> int:
         """The score as an int, or a UserError saying what is wrong with it."""
@@ -63,16 +81,34 @@ class FeedbackStore:
         return int(score)
 
     def record(self, anchor: str, candidate: str, score: Any) -> None:
+        """Append one score (written whole, flushed and fsynced); a UserError if the ids are not
+        this round's or the score is not 1-5 (nothing is written then)."""
         value = self.check(anchor, candidate, score)
+        self._refresh()
+        if self.path.is_file() and self.path.stat().st_size > self._offset:
+            drop_torn_tail(self.path)  # a line torn by a crash since we opened: never glue onto it
         append_jsonl(self.path, {"anchor": anchor, "candidate": candidate, "score": value,
-                                 "time": datetime.now(timezone.utc).isoformat(timespec="seconds")})
-        self._scores[(anchor, candidate)] = value
+                                 "time": datetime.now(timezone.utc).isoformat(timespec="seconds")}, fsync=True)
+        self._refresh()
 
     def scores(self) -> dict[tuple[str, str], int]:
+        """The latest score of every scored (anchor, candidate)."""
+        self._refresh()
         return dict(self._scores)
 
     def pending(self) -> list[tuple[str, str]]:
+        """The unscored pairs, in display order (anchor by anchor, most influential first)."""
+        self._refresh()
         return [p for p in self.order if p not in self._scores]
 
     def complete(self) -> bool:
         return not self.pending()
+
+    def fill(self, given: dict[tuple[str, str], int]) -> int:
+        """Record the ``given`` scores of the pairs still unscored (a pre-filled file, ``no_human``);
+        scores already given stay.  How many were recorded."""
+        pending = set(self.pending())
+        todo = [(pair, score) for pair, score in given.items() if pair in pending]
+        for (anchor, candidate), score in todo:
+            self.record(anchor, candidate, score)
+        return len(todo)

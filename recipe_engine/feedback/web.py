@@ -3,18 +3,22 @@ build step).  It shows the first anchor with unscored examples next to its influ
 training examples, their influence and 1-5 buttons; every click is one line in the round's
 feedback file, so a reload (or a new session) continues where scoring stopped.
 
-``GET /`` the page; ``GET /api/state`` the explanations with the scores so far; ``POST
-/api/score`` ``{"anchor", "candidate", "score"}``.  Requests from another host, or with a
-``Host`` header that is not this server's loopback address (DNS rebinding), get 403; unknown
-ids and scores outside 1-5 get 400 with the reason, which the page shows.
+``GET /`` the page; ``GET /state`` the explanations with the scores so far; ``POST /score``
+``{"anchor", "candidate", "score"}`` (``Content-Type: application/json``).  Requests from
+another host, with a ``Host`` header that is not this server's loopback address (DNS
+rebinding), or a score posted by another site's page (its ``Origin``) get 403; unknown ids
+and scores outside 1-5 get 400 with the reason, which the page shows.  The last answer is
+delivered before ``server_close`` returns, so a session that stops once the round is
+complete does not cut off the page's "all scored".
 """
 from __future__ import annotations
 
 import ipaddress
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Callable
 
 from recipe_engine.errors import UserError
 from recipe_engine.feedback.store import MEANING, FeedbackStore
@@ -37,8 +41,16 @@ def host_allowed(host_header: str | None, port: int) -> bool:
     return host in LOOPBACK_HOSTS and (p == "" or p == str(port))
 
 
+def origin_allowed(origin: str | None, port: int) -> bool:
+    """A browser's ``Origin`` is this page (``http://127.0.0.1:PORT`` or ``localhost``), or absent
+    (a script such as curl); another site's page may not post scores (CSRF)."""
+    return origin is None or origin in {f"http://{h}:{port}" for h in LOOPBACK_HOSTS}
+
+
 class FeedbackServer(ThreadingHTTPServer):
-    daemon_threads = True
+    # non-daemon request threads: server_close() waits for the answers being written
+    daemon_threads = False
+    block_on_close = True
 
     def __init__(self, store: FeedbackStore, explanations: dict[str, Any], host: str, port: int) -> None:
         if not is_loopback(host):
@@ -50,6 +62,7 @@ class FeedbackServer(ThreadingHTTPServer):
 
 class Handler(BaseHTTPRequestHandler):
     server: FeedbackServer
+    timeout = 15  # seconds a client may take to send its request (server_close waits for it)
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet: the run's terminal is for the run
         pass
@@ -76,6 +89,10 @@ class Handler(BaseHTTPRequestHandler):
             self._error(403, f"refused: Host {self.headers.get('Host')!r} is not this server; open "
                              f"http://127.0.0.1:{self.server.server_address[1]}/")
             return False
+        if not origin_allowed(self.headers.get("Origin"), self.server.server_address[1]):
+            self._error(403, f"refused: a page from {self.headers.get('Origin')!r} may not send scores; open "
+                             f"http://127.0.0.1:{self.server.server_address[1]}/")
+            return False
         return True
 
     def state(self) -> dict[str, Any]:
@@ -89,7 +106,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         if self.path == "/":
             self._send(200, PAGE, "text/html")
-        elif self.path == "/api/state":
+        elif self.path == "/state":
             with self.server.lock:
                 self._send(200, json.dumps(self.state()))
         else:
@@ -98,8 +115,11 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         if not self._allowed():
             return
-        if self.path != "/api/score":
-            self._error(404, f"no endpoint {self.path!r}; scores go to POST /api/score")
+        if self.path != "/score":
+            self._error(404, f"no endpoint {self.path!r}; scores go to POST /score")
+            return
+        if self.headers.get("Content-Type", "").split(";")[0].strip().lower() != "application/json":
+            self._error(415, 'a score is sent as Content-Type: application/json, {"anchor": id, "candidate": id, "score": 1-5}')
             return
         try:
             length = int(self.headers.get("Content-Length", "0"))
@@ -125,6 +145,20 @@ def serve(store: FeedbackStore, explanations: dict[str, Any], host: str = "127.0
     return server, f"http://{host}:{server.server_address[1]}/"
 
 
+def score_until_complete(store: FeedbackStore, explanations: dict[str, Any], announce: Callable[[str], Any], *,
+                         port: int = 0, stopping: Callable[[], bool] = lambda: False) -> None:
+    """Serve the page (its URL handed to ``announce``) until every pair is scored or ``stopping()``
+    says so; Ctrl-C propagates.  The server is closed either way, after the page's last answer."""
+    server, url = serve(store, explanations, port=port)
+    announce(url)
+    try:
+        while not store.complete() and not stopping():
+            time.sleep(0.2)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>HILDIF feedback</title>
 <style>
@@ -146,26 +180,36 @@ const pair = e => e.text_pair ? `<b>P:</b> ${esc(e.text)}<br><b>H:</b> ${esc(e.t
 function scoreOf(a, c) { const s = state.scores.find(x => x.anchor === a && x.candidate === c); return s ? s.score : null; }
 function render() {
   document.getElementById("progress").textContent = state.complete
-    ? `All ${state.total} examples scored. You can close this page.` : `${state.done} of ${state.total} scored`;
-  const anchor = state.anchors.find(a => a.candidates.some(c => scoreOf(a.id, c.id) === null)) || state.anchors[state.anchors.length - 1];
-  let html = `<div class="cols"><div><div class="card anchor" id="anchor" data-id="${esc(anchor.id)}"><div class="meta">anchor ${esc(anchor.id)}
-    &middot; gold ${esc(anchor.label)} &middot; predicted ${esc(anchor.predicted)}</div>${pair(anchor)}</div></div><div>`;
+    ? `All ${state.total} examples scored: this round is done and you can close this page.`
+    : `${state.done} of ${state.total} scored`;
+  const i = state.anchors.findIndex(a => a.candidates.some(c => scoreOf(a.id, c.id) === null));
+  const anchor = state.anchors[i < 0 ? state.anchors.length - 1 : i];
+  let html = `<div class="cols"><div><div class="card anchor" id="anchor" data-id="${esc(anchor.id)}"><div class="meta">anchor
+    ${i < 0 ? state.anchors.length : i + 1} of ${state.anchors.length}: ${esc(anchor.id)} &middot; gold ${esc(anchor.label)}
+    &middot; predicted ${esc(anchor.predicted)}</div>${pair(anchor)}</div></div><div>`;
   for (const c of anchor.candidates) {
     const s = scoreOf(anchor.id, c.id);
     html += `<div class="card candidate" data-id="${esc(c.id)}"><div class="meta">training example ${esc(c.id)} &middot; label ${esc(c.label)}
-      &middot; influence ${Number(c.influence).toPrecision(3)}</div>${pair(c)}<div>`;
+      &middot; influence ${Number(c.influence).toPrecision(3)}${s === null ? "" : ` &middot; your score ${s}`}</div>${pair(c)}<div>`;
     for (const k of [1,2,3,4,5]) html += `<button class="${s === k ? "chosen" : ""}" data-anchor="${esc(anchor.id)}" data-candidate="${esc(c.id)}" data-score="${k}" title="${esc(state.meaning[k])}">${k}</button>`;
     html += `</div></div>`;
   }
   document.getElementById("round").innerHTML = html + `</div></div>`;
 }
-async function load() { state = await (await fetch("/api/state")).json(); render(); }
-async function send(anchor, candidate, score) {
-  const r = await fetch("/api/score", {method: "POST", headers: {"Content-Type": "application/json"},
-                                       body: JSON.stringify({anchor, candidate, score})});
-  const body = await r.json();
+const GONE = "The feedback server is not answering (it stops once every example is scored, or after Ctrl-C). "
+           + "Your scores so far are saved; run recipe-engine feedback RUN to continue.";
+async function call(path, options) {
+  let r;
+  try { r = await fetch(path, options); } catch (e) { document.getElementById("error").textContent = GONE; return null; }
+  const body = await r.json().catch(() => ({error: `the server answered ${r.status}`}));
   document.getElementById("error").textContent = r.ok ? "" : body.error;
-  if (r.ok) { state = body; render(); }
+  return r.ok ? body : null;
+}
+async function load() { const s = await call("/state"); if (s) { state = s; render(); } }
+async function send(anchor, candidate, score) {
+  const s = await call("/score", {method: "POST", headers: {"Content-Type": "application/json"},
+                                  body: JSON.stringify({anchor, candidate, score})});
+  if (s) { state = s; render(); }
 }
 document.addEventListener("click", e => {
   const b = e.target.closest("button[data-score]");

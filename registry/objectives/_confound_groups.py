@@ -114,6 +114,10 @@ class ProbeObjective(Objective):
             n = min(n, int((torch.as_tensor(data.confound_visible).bool() & known).sum()))
         return math.ceil(n / self.params.probe_batch)
 
+    def rows_per_step(self) -> int:
+        """Rows one step runs: ``min(probe_batch, probes)`` probes, each with its 2k candidates."""
+        return min(self.params.probe_batch, self.params.probes) * (1 + 2 * self.params.k)
+
     def state_dict(self) -> dict[str, Any]:
         return {"round": self._round}
 

@@ -12,7 +12,7 @@ from registry import register
 from registry._lib.influence import influence_loss
 from registry._lib.per_example import by_length, eval_mode, exact_math
 from registry.objectives._confound_groups import ProbeObjective, ProbeParams
-from registry.types import Batch, Classifier
+from registry.types import Batch, Classifier, PassCounts
 
 
 def pooled_influence(pooled: torch.Tensor, k: int):
@@ -45,6 +45,11 @@ class EmbeddingTuning(ProbeObjective):
     def trainable(self, model: Classifier) -> Iterable[nn.Parameter]:
         skip = {id(p) for p in model.head.parameters()}
         return [p for p in model.parameters() if id(p) not in skip]
+
+    def cost(self, batch_size: int, seq_len: int) -> PassCounts:
+        """The n = P(1+2k) rows forward to their pooled embeddings, and J's backward through them."""
+        n = self.rows_per_step()
+        return PassCounts(forward=n, backward=n)
 
     def loss(self, model: Classifier, batch: Batch) -> torch.Tensor:
         rows, skipped = self.sample_rows(batch)

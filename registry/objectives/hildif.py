@@ -40,7 +40,8 @@ class AnchorParams(StrictParams):
     select: Literal["misclassified", "random", "ids"] = Field(
         "misclassified", description="misclassified: n drawn among the examples the model gets wrong (the authors' "
                                      "get_test); random: n drawn uniformly; ids: the examples named in `ids` (the paper's H)")
-    n: int = Field(5, ge=1, description="how many anchors (the paper: 5)")
+    n: int = Field(5, ge=1, description="how many anchors with select: misclassified or random (the paper: 5); "
+                                        "with select: ids every listed id is an anchor")
     ids: Optional[list[str]] = Field(None, description="the anchors' ids when select: ids")
 
 
@@ -66,11 +67,16 @@ class HILDIF(Objective):
             "no_human", description="who scores: no_human (every example 5, the paper's not-HS), file (`feedback_file`), "
                                     "web (a page on 127.0.0.1 during the run), terminal (a prompt during the run), later "
                                     "(stop; score with `recipe-engine feedback RUN`, then --resume)")
-        feedback_file: Optional[str] = Field(None, description="pre-filled scores (JSONL: anchor, candidate, score) for feedback: file")
+        feedback_file: Optional[str] = Field(None, description="pre-filled scores for feedback: file (JSONL lines or a CSV with the columns anchor, candidate, score)")
         augment: Optional[AugmentRef] = Field(
             None, description="the augmenter g (copies per score are its param); null: fine-tune on the influential "
                               "examples themselves (the paper's not-DA)")
         batch_size: int = Field(16, ge=1, description="fine-tuning batch size on S (the authors: 16)")
+
+    def __init__(self, params: Any = None) -> None:
+        super().__init__(params)
+        ref = self.params.augment
+        self.augmenter = registry.build("augmenters", ref.name, ref.params) if ref is not None else None
 
     def bind(self, ctx: ObjectiveContext) -> None:
         super().bind(ctx)
@@ -87,19 +93,17 @@ class HILDIF(Objective):
             raise UserError("hildif: anchors.select is 'ids' but anchors.ids is empty; list the anchor ids")
         if p.feedback == "file" and not p.feedback_file:
             raise UserError("hildif: feedback is 'file' but feedback_file is not set; give the path of the scores")
-        self.augmenter = (registry.build("augmenters", p.augment.name, p.augment.params) if p.augment is not None else None)
         self.data: EncodedData | None = None  # this round's S, encoded
         self.stats: dict[str, float] = {}
 
     # ------------------------------------------------------------ the round's data
     def max_examples(self) -> int:
         """|S| when every example scores 5: the plan's epoch (what `show` prints)."""
-        top = self.params.anchors.n * self.params.influential
-        return top * (1 + (self.augmenter.copies(5) if getattr(self, "augmenter", None) is not None else 0))
+        a = self.params.anchors
+        top = (len(a.ids or []) if a.select == "ids" else a.n) * self.params.influential
+        return top * (1 + (self.augmenter.copies(5) if self.augmenter is not None else 0))
 
     def steps_per_epoch(self, train: EncodedData | None = None) -> int:
-        if self.params.augment is not None and not hasattr(self, "augmenter"):
-            self.augmenter = registry.build("augmenters", self.params.augment.name, self.params.augment.params)
         return math.ceil(self.max_examples() / self.params.batch_size)
 
     def round_steps_per_epoch(self) -> int | None:
@@ -124,7 +128,7 @@ class HILDIF(Objective):
         anchor_data = ctx.encode(anchor_split)
         rows, pred = select_anchors(model, anchor_data, how=p.anchors.select, n=p.anchors.n, ids=p.anchors.ids,
                                     generator=ctx.generator, batch_size=max(ctx.batch_size, 64))
-        train_raw = ctx.splits[getattr(ctx.train, "name", "train")] if getattr(ctx.train, "name", None) in ctx.splits else None
+        train_raw = ctx.splits.get(getattr(ctx.train, "name", ""))  # the raw rows of the encoded training data
         if train_raw is None:
             raise UserError("hildif: the raw training split is not available to show its examples")
         params = select_parameters(model, p.explain.parameters)
@@ -139,7 +143,7 @@ class HILDIF(Objective):
                     "label": names[split.label[i]] if 0 <= split.label[i] < len(names) else str(split.label[i])}
 
         anchors = []
-        for k, ex in enumerate(found):
+        for ex in found:
             a = row(anchor_split, int(rows[ex.anchor_index]))
             a["predicted"] = names[int(pred[ex.anchor_index])]
             a["candidates"] = [{**row(train_raw, c), "influence": float(s)} for c, s in zip(ex.candidate_indices, ex.scores)]

@@ -12,7 +12,7 @@ from registry._lib.precision import full_precision
 from registry.attributions._common import token_id, word_embeddings
 from registry.attributions.integrated_gradients import IntegratedGradients, IntegratedGradientsParams
 from registry.base import Objective
-from registry.types import Batch, Classifier, ObjectiveContext
+from registry.types import Batch, Classifier, ObjectiveContext, PassCounts
 
 
 @register("objectives", "ig_variance")
@@ -56,6 +56,13 @@ class IgVariance(Objective):
         word_embeddings(ctx.model, who)
         if self.params.baseline != "zeros":
             token_id(ctx.model, self.params.baseline, who)
+
+    def cost(self, batch_size: int, seq_len: int) -> PassCounts:
+        """CE's forward and backward, plus m path points per row each run forward and backward
+        (the IG gradients); ``mode: differentiable`` also double-backwards through the m points."""
+        m = self.params.nodes
+        dd = batch_size * m if self.params.mode == "differentiable" else 0
+        return PassCounts(forward=batch_size * (1 + m), backward=batch_size * (1 + m), double_backward=dd)
 
     def penalty(self, model: Classifier, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """(``tanh(alpha * mean_i Var_i)``, ``mean_i Var_i``)."""

@@ -15,7 +15,7 @@ from registry._lib.per_example import eval_mode, exact_math
 from registry._lib.surrogate import surrogate
 from registry.errors import UserError
 from registry.objectives._confound_groups import ProbeObjective, ProbeParams
-from registry.types import Batch, Classifier, ObjectiveContext
+from registry.types import Batch, Classifier, ObjectiveContext, PassCounts
 
 
 @register("objective", "influence_tuning")
@@ -52,6 +52,17 @@ class InfluenceTuning(ProbeObjective):
             except GramUnsupported as exc:
                 raise UserError(f"objective 'influence_tuning': route 'gram' cannot take per-example dot products of "
                                 f"{exc}; set params.route: loop, or restrict params.parameters") from None
+
+    def cost(self, batch_size: int, seq_len: int) -> PassCounts:
+        """Per step, over the n = P(1+2k) rows: ``gram`` and ``loop`` run each row forward, backward
+        with ``create_graph`` and once through the double backward of J; ``reference`` adds the
+        authors' 4 HVPs (a forward, backward and double backward each) per probe-candidate pair."""
+        n = self.rows_per_step()
+        per_row = PassCounts(forward=n, backward=n, double_backward=n)
+        if self.params.route != "reference":
+            return per_row
+        pairs = min(self.params.probe_batch, self.params.probes) * 2 * self.params.k
+        return per_row + 4 * pairs * PassCounts(forward=2, backward=2, double_backward=2)
 
     def loss(self, model: Classifier, batch: Batch) -> torch.Tensor:
         rows, skipped = self.sample_rows(batch)

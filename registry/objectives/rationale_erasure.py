@@ -34,7 +34,7 @@ from registry._lib.replacement import (
 )
 from registry.base import Objective
 from registry.errors import UserError
-from registry.types import Batch, Classifier, ObjectiveContext
+from registry.types import Batch, Classifier, ObjectiveContext, PassCounts
 
 
 def gold_log_probs(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -141,6 +141,11 @@ class RationaleErasure(Objective):
         counts = {"skipped": float(len(batch) - rows.numel()), "short_non_rationale": float(short),
                   "replaced_mean": float(k.double().mean()) if rows.numel() else 0.0}
         return rows, s_r, s_n, on_r, on_n, counts
+
+    def cost(self, batch_size: int, seq_len: int) -> PassCounts:
+        """The batch and its R copies in S^R and in S^N: (1 + 2R) rows per example, forward and backward."""
+        rows = batch_size * (1 + 2 * self.params.copies)
+        return PassCounts(forward=rows, backward=rows)
 
     def loss(self, model: Classifier, batch: Batch) -> torch.Tensor:
         rows, s_r, s_n, _, _, counts = self.copies_of(batch)

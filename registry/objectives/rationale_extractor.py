@@ -66,7 +66,7 @@ from registry._lib.per_example import eval_mode
 from registry._lib.precision import full_precision
 from registry.base import Objective
 from registry.errors import UserError
-from registry.types import Batch, Classifier, ObjectiveContext
+from registry.types import Batch, Classifier, ObjectiveContext, PassCounts
 
 #: the gate's settings, which every term sharing one extractor must agree on
 GATE_SETTINGS = ("gate_input", "temperature", "stretch_left", "stretch_right", "gate_width", "gate_bias",
@@ -228,6 +228,12 @@ class RationaleExtractor(Objective):
         """(B, T) bool: real, non-special tokens."""
         ids = batch.input_ids
         return batch.attention_mask.bool() & ~torch.isin(ids, self._special.to(ids.device))
+
+    def cost(self, batch_size: int, seq_len: int) -> PassCounts:
+        """extractor: the full and the gated input forward, the gated one backward; align: as CE."""
+        if self.params.role == "extractor":
+            return PassCounts(forward=2 * batch_size, backward=batch_size)
+        return PassCounts(forward=batch_size, backward=batch_size)
 
     def loss(self, model: Classifier, batch: Batch) -> torch.Tensor:
         return self.extractor_loss(model, batch) if self.params.role == "extractor" else self.align_loss(model, batch)

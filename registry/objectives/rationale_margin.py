@@ -55,7 +55,7 @@ from registry._lib.precision import full_precision
 from registry.attributions.spec import AttributionSpec
 from registry.base import Attribution, Objective
 from registry.errors import UserError
-from registry.types import Batch, Classifier, ObjectiveContext
+from registry.types import Batch, Classifier, ObjectiveContext, PassCounts
 
 #: the default attribution: gradient saliency with a graph, on real tokens, not padded
 DEFAULT_SALIENCY = {"mode": "differentiable", "positions": "tokens", "pad_to": None}
@@ -158,6 +158,11 @@ class RationaleMargin(Objective):
         if self._attr is None:
             self._attr = self.params.attribution.build()
         return self._attr
+
+    def cost(self, batch_size: int, seq_len: int) -> PassCounts:
+        """A forward, the attribution's gradient with its graph (a backward) and the loss's
+        backward through it (a double backward), per row."""
+        return PassCounts(forward=batch_size, backward=batch_size, double_backward=batch_size)
 
     def loss(self, model: Classifier, batch: Batch) -> torch.Tensor:
         if batch.rationale is None:

@@ -14,6 +14,7 @@ LAZY_ALLOWED = {
     "torch": "heavy (about 1 s): runs.load_test_logits needs it, reading a run's metrics (compare, diff) must not",
     "torch.utils.tensorboard": "optional TensorBoard logging in run_log.py, slow to import",
     "tqdm.auto": "progress bars in run_log.py, only with runtime.progress",
+    "ray": "optional extra (recipe-engine[ray]) for run --launcher ray; missing, launch_ray says how to install it",
 }
 
 FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)

@@ -104,9 +104,33 @@ def test_interrupted_child_stops_the_study(tiny, tmp_path, capsys, monkeypatch):
     assert "the study is incomplete" in capsys.readouterr().err
 
 
-def test_grid_and_resume_do_not_mix(tiny, tmp_path, capsys):
+def test_grid_resume_needs_a_study_folder(tiny, tmp_path, capsys):
     assert main(["run", str(tiny), "--grid", "optimizer.params.lr=1e-3", "--resume", str(tmp_path)]) == 2
-    assert "--resume and --grid cannot be combined" in capsys.readouterr().err
+    assert "not a study folder (no study.json)" in capsys.readouterr().err
+
+
+def test_resumed_study_runs_only_the_unfinished_children(tiny, tmp_path, capsys, monkeypatch):
+    made: list = []
+    monkeypatch.setattr(runner, "execute", fake_execute(made, stop_at=1))
+    grid = ["--grid", "optimizer.params.lr=1e-3,2e-3,3e-3"]
+    assert main(["run", str(tiny), "--out", str(tmp_path / "out"), *grid]) == 3
+    (study,) = (tmp_path / "out" / "tiny-e2e").iterdir()
+    for child in json.loads((study / "study.json").read_text())["children"][:1]:
+        (study / child["run_dir"] / ".complete").write_text("done\n")
+    resumed: list = []
+
+    def execute(resolved, recipe_path, overrides, *, out_root, run_dir=None, **kw):
+        resumed.append((overrides[-1], run_dir))
+        return fake_execute(made)(resolved, recipe_path, overrides, out_root=out_root or study) if run_dir is None else 0
+
+    monkeypatch.setattr(runner, "execute", execute)
+    assert main(["run", str(tiny), "--resume", str(study)]) == 0
+    info = json.loads((study / "study.json").read_text())
+    assert [o for o, _ in resumed] == ["optimizer.params.lr=2e-3", "optimizer.params.lr=3e-3"]
+    assert resumed[0][1] == study / info["children"][1]["run_dir"] and resumed[1][1] is None  # continued, then new
+    assert [c["status"] for c in info["children"]] == ["complete"] * 3
+    assert main(["run", str(tiny), "--resume", str(study), "--grid", "optimizer.params.lr=1e-3"]) == 2
+    assert "--grid differs from the study's grid" in capsys.readouterr().err
 
 
 @pytest.mark.slow

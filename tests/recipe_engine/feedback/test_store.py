@@ -77,3 +77,42 @@ def test_prefilled_errors_name_file_and_line(tmp_path, explanations, name, text,
         load_prefilled(tmp_path / name, explanations)
     with pytest.raises(UserError, match="no such feedback file"):
         load_prefilled(tmp_path / "missing.jsonl", explanations)
+
+
+def test_scores_from_another_session_are_seen_and_each_line_is_fsynced(tmp_path, explanations, monkeypatch):
+    path = tmp_path / "feedback.jsonl"
+    synced = []
+    real_fsync = __import__("os").fsync
+    monkeypatch.setattr("os.fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
+    page, prompt = FeedbackStore(path, explanations), FeedbackStore(path, explanations)
+    page.record("dev-1", "tr-4", 1)
+    prompt.record("dev-1", "tr-4", 3)  # scored again elsewhere: the latest line wins in both
+    prompt.record("dev-1", "tr-9", 2)
+    assert page.scores() == prompt.scores() == {("dev-1", "tr-4"): 3, ("dev-1", "tr-9"): 2}
+    assert page.pending() == [("dev-2", "tr-1")] and len(synced) == 3
+    prompt.record("dev-2", "tr-1", 4)
+    assert page.complete()
+
+
+def test_a_line_torn_after_opening_is_cut_before_the_next_score(tmp_path, explanations):
+    path = tmp_path / "feedback.jsonl"
+    store = FeedbackStore(path, explanations)
+    store.record("dev-1", "tr-4", 2)
+    with open(path, "a") as f:  # another writer killed mid-line while this store is open
+        f.write('{"anchor": "dev-1", "candidate": "tr-9", "sc')
+    assert store.scores() == {("dev-1", "tr-4"): 2}  # the partial line is not read
+    store.record("dev-1", "tr-9", 5)
+    assert [json.loads(x)["score"] for x in path.read_text().splitlines()] == [2, 5]
+    assert FeedbackStore(path, explanations).complete() is False
+
+
+def test_a_broken_line_in_the_middle_names_file_and_line_and_foreign_lines_are_skipped(tmp_path, explanations):
+    path = tmp_path / "feedback.jsonl"
+    path.write_text('{"anchor": "dev-1", "candidate": "tr-4", "score": 2}\n'
+                    '{"anchor": "dev-1", "candidate": "tr-9", "score": 2.5}\n'  # not a whole number: skipped
+                    '{"anchor": "dev-7", "candidate": "tr-9", "score": 3}\n')   # not this round: skipped
+    assert FeedbackStore(path, explanations).scores() == {("dev-1", "tr-4"): 2}
+    with open(path, "a") as f:
+        f.write("garbage\n")
+    with pytest.raises(UserError, match=r"feedback.jsonl:4: not a feedback line .*fix or delete the line"):
+        FeedbackStore(path, explanations)

@@ -2,14 +2,20 @@
 mid-way and finishing."""
 import http.client
 import json
-import time
+import re
+import shutil
 
 import pytest
 
 from recipe_engine.errors import UserError
 from recipe_engine.feedback.store import FeedbackStore
-from recipe_engine.feedback.web import host_allowed, is_loopback, serve
-from tests.chromium import DevTools, chromium_binary
+from recipe_engine.feedback.web import host_allowed, is_loopback, origin_allowed, serve
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+try:
+    from playwright.sync_api import expect, sync_playwright
+except ImportError:  # the test extra installs it
+    sync_playwright = None
 
 
 @pytest.fixture
@@ -21,9 +27,9 @@ def page(tmp_path, explanations):
     server.server_close()
 
 
-def request(server, method, path, body=None, host=None):
+def request(server, method, path, body=None, host=None, **extra):
     conn = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=10)
-    headers = {"Content-Type": "application/json"}
+    headers = {"Content-Type": "application/json", **extra}
     if host is not None:
         headers["Host"] = host
     conn.request(method, path, body=None if body is None else json.dumps(body), headers=headers)
@@ -44,20 +50,36 @@ def test_serves_loopback_only_and_prints_a_free_port(page):
 
 def test_scores_and_refusals_over_http(page):
     store, server, _ = page
-    status, body = request(server, "POST", "/api/score", {"anchor": "dev-1", "candidate": "tr-4", "score": 3})
+    status, body = request(server, "POST", "/score", {"anchor": "dev-1", "candidate": "tr-4", "score": 3})
     assert status == 200 and json.loads(body)["done"] == 1 and store.scores() == {("dev-1", "tr-4"): 3}
     cases = [({"anchor": "dev-1", "candidate": "tr-4", "score": 6}, "score 6 is out of range"),
              ({"anchor": "nope", "candidate": "tr-4", "score": 2}, "unknown anchor id 'nope'"),
              ({"anchor": "dev-1", "candidate": "tr-1", "score": 2}, "candidate 'tr-1' is not an influential example"),
              ({"anchor": "dev-1"}, 'a score is JSON {"anchor": id, "candidate": id, "score": 1-5}')]
     for payload, message in cases:
-        status, body = request(server, "POST", "/api/score", payload)
+        status, body = request(server, "POST", "/score", payload)
         assert status == 400 and message in json.loads(body)["error"]
     assert store.scores() == {("dev-1", "tr-4"): 3}
-    status, body = request(server, "GET", "/api/state", host="evil.example:80")  # DNS rebinding
+    status, body = request(server, "GET", "/state", host="evil.example:80")  # DNS rebinding
     assert status == 403 and "is not this server" in json.loads(body)["error"]
     status, body = request(server, "GET", "/nothing")
     assert status == 404
+
+
+def test_another_sites_page_cannot_post_scores(page):
+    """CSRF: a page elsewhere may post to 127.0.0.1, but its browser says where it comes from."""
+    store, server, _ = page
+    port = server.server_address[1]
+    score = {"anchor": "dev-1", "candidate": "tr-4", "score": 5}
+    status, body = request(server, "POST", "/score", score, Origin="http://evil.example")
+    assert status == 403 and "a page from 'http://evil.example' may not send scores" in json.loads(body)["error"]
+    status, body = request(server, "POST", "/score", score, **{"Content-Type": "text/plain"})
+    assert status == 415 and "Content-Type: application/json" in json.loads(body)["error"]
+    assert store.scores() == {}
+    status, _ = request(server, "POST", "/score", score, Origin=f"http://localhost:{port}")
+    assert status == 200 and store.scores() == {("dev-1", "tr-4"): 5}
+    assert origin_allowed(None, port) and origin_allowed(f"http://127.0.0.1:{port}", port)
+    assert not origin_allowed(f"http://127.0.0.1:{port + 1}", port) and not origin_allowed("null", port)
 
 
 def test_other_hosts_are_refused():
@@ -85,67 +107,59 @@ def test_a_request_from_another_host_gets_403(page):
     assert "403" in reply.splitlines()[0] and "requests from 10.0.0.5 are not served" in reply
 
 
-STATE_JS = """JSON.stringify({
-  progress: document.getElementById('progress').textContent,
-  error: document.getElementById('error').textContent,
-  anchor: (document.getElementById('anchor') || {dataset: {}}).dataset.id,
-  candidates: Array.from(document.querySelectorAll('.candidate')).map(c => c.dataset.id),
-  chosen: Array.from(document.querySelectorAll('button.chosen')).map(b => b.dataset.candidate + '=' + b.dataset.score),
-})"""
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
 
 
-@pytest.mark.skipif(chromium_binary() is None, reason="chromium is not installed (apt-get install -y chromium)")
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium)")
+@pytest.mark.skipif(sync_playwright is None, reason="playwright is not installed (pip install -e '.[test]')")
 def test_the_page_in_headless_chromium(page, tmp_path):
+    """Click scores, reload mid-way (the saved score is shown, the page stays at the anchor),
+    see a refusal on the page, finish; then read the feedback file line by line."""
     store, server, url = page
-    browser = DevTools(chromium_binary(), str(tmp_path / "profile"))
-    try:
-        target = browser.send("Target.createTarget", {"url": "about:blank"})["targetId"]
-        session = browser.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
-        for domain in ("Page", "Runtime"):
-            browser.send(f"{domain}.enable", session=session)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            tab = browser.new_page()
+            tab.set_default_timeout(20_000)
+            progress, error, anchor = tab.locator("#progress"), tab.locator("#error"), tab.locator("#anchor")
 
-        def state():
-            out = browser.send("Runtime.evaluate", {"expression": STATE_JS, "returnByValue": True}, session=session)
-            value = out["result"].get("value")  # none while the page is still loading
-            return json.loads(value) if value else {"progress": "", "error": "", "anchor": None, "candidates": [], "chosen": []}
+            def button(candidate, score):
+                return tab.locator(f'button[data-candidate="{candidate}"][data-score="{score}"]')
 
-        def until(check, what):
-            deadline = time.monotonic() + 20
-            while time.monotonic() < deadline:
-                s = state()
-                if check(s):
-                    return s
-                time.sleep(0.1)
-            raise AssertionError(f"the page never showed {what}: {state()}")
+            tab.goto(url)
+            expect(progress).to_have_text("0 of 3 scored")
+            expect(anchor).to_have_attribute("data-id", "dev-1")
+            expect(anchor).to_contain_text("anchor 1 of 2")
+            assert tab.locator(".candidate").evaluate_all("cs => cs.map(c => c.dataset.id)") == ["tr-4", "tr-9"]
+            expect(tab.locator('.candidate[data-id="tr-4"]')).to_contain_text("influence -0.500")
+            expect(tab.locator('.candidate[data-id="tr-9"]')).to_contain_text("Dogs run <b>fast</b>.")  # shown, not markup
+            button("tr-4", 2).click()
+            expect(progress).to_have_text("1 of 3 scored")
+            assert store.scores() == {("dev-1", "tr-4"): 2}
 
-        def click(candidate, score):
-            """A real mouse click in the middle of the button."""
-            js = (f"(() => {{ const r = document.querySelector('button[data-candidate=\"{candidate}\"][data-score=\"{score}\"]')"
-                  ".getBoundingClientRect(); return JSON.stringify([r.x + r.width / 2, r.y + r.height / 2]); })()")
-            x, y = json.loads(browser.send("Runtime.evaluate", {"expression": js, "returnByValue": True}, session=session)["result"]["value"])
-            for kind in ("mousePressed", "mouseReleased"):
-                browser.send("Input.dispatchMouseEvent", {"type": kind, "x": x, "y": y, "button": "left", "clickCount": 1}, session=session)
+            tab.reload()  # mid-way: the page comes back where scoring stopped
+            expect(progress).to_have_text("1 of 3 scored")
+            expect(anchor).to_have_attribute("data-id", "dev-1")
+            expect(button("tr-4", 2)).to_have_class("chosen")
+            assert tab.locator("button.chosen").count() == 1
 
-        browser.send("Page.navigate", {"url": url}, session=session)
-        s = until(lambda s: s.get("anchor") == "dev-1", "the first anchor")
-        assert s["candidates"] == ["tr-4", "tr-9"] and s.get("progress", "") == "0 of 3 scored"
-        click("tr-4", 2)
-        until(lambda s: s.get("progress", "") == "1 of 3 scored", "the first score")
-        assert store.scores() == {("dev-1", "tr-4"): 2}
-        browser.send("Page.reload", {}, session=session)  # mid-way: the page comes back where scoring stopped
-        s = until(lambda s: s.get("progress", "") == "1 of 3 scored" and s.get("anchor") == "dev-1", "the saved score after a reload")
-        assert s["chosen"] == ["tr-4=2"]
-        click("tr-9", 5)
-        s = until(lambda s: s.get("anchor") == "dev-2", "the second anchor")
-        assert s["candidates"] == ["tr-1"]
-        # a score the server refuses shows its message on the page
-        browser.send("Runtime.evaluate", {"expression": "send('dev-2', 'tr-1', 9)", "awaitPromise": True}, session=session)
-        until(lambda s: "out of range" in s.get("error", ""), "the refusal")
-        click("tr-1", 4)
-        s = until(lambda s: s.get("progress", "").startswith("All 3 examples scored"), "completion")
-        assert s["error"] == ""
-    finally:
-        browser.close()
-    lines = [json.loads(x) for x in (tmp_path / "feedback.jsonl").read_text().splitlines()]
-    assert [(r["anchor"], r["candidate"], r["score"]) for r in lines] == [("dev-1", "tr-4", 2), ("dev-1", "tr-9", 5), ("dev-2", "tr-1", 4)]
+            # refusals come back as 400 and their message is shown on the page
+            tab.evaluate("send('dev-1', 'tr-9', 9)")
+            expect(error).to_contain_text("score 9 is out of range: give a whole number from 1")
+            tab.evaluate("send('dev-1', 'no-such', 3)")
+            expect(error).to_contain_text("candidate 'no-such' is not an influential example of anchor 'dev-1'")
+            button("tr-9", 5).click()
+            expect(error).to_have_text("")
+            expect(anchor).to_have_attribute("data-id", "dev-2")
+            expect(anchor).to_contain_text("anchor 2 of 2")
+            button("tr-1", 4).click()
+            expect(progress).to_have_text(re.compile("^All 3 examples scored"))
+        finally:
+            browser.close()
+    lines = (tmp_path / "feedback.jsonl").read_text().splitlines()
+    rows = [json.loads(x) for x in lines]
+    assert [(r["anchor"], r["candidate"], r["score"]) for r in rows] == [("dev-1", "tr-4", 2), ("dev-1", "tr-9", 5), ("dev-2", "tr-1", 4)]
+    assert all(set(r) == {"anchor", "candidate", "score", "time"} for r in rows)
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", r["time"]) for r in rows)
     assert store.complete()

@@ -56,6 +56,8 @@ def test_score_to_copies_mappings(root):
     assert [build(root).copies(s) for s in range(1, 6)] == [10, 20, 30, 40, 50]  # the paper: 10 x score
     assert [build(root, copies_per_score="code").copies(s) for s in range(1, 6)] == [10, 30, 50, 80, 100]
     assert build(root, copies_per_score=[0, 0, 1, 2, 3]).copies(1) == 0
+    with pytest.raises(UserError, match="a feedback score is an integer from 1 to 5, got 0"):
+        build(root).copies(0)
     with pytest.raises(UserError, match="copies_per_score needs 5 numbers"):
         build(root, copies_per_score=[1, 2])
 
