@@ -157,13 +157,20 @@ class HILDIF(Objective):
             yield self.ctx.train.batch(torch.randint(n, (min(size, n),), generator=self.ctx.generator)).to(self.ctx.device)
 
     def augmented(self, explanations: dict[str, Any], scores: dict[tuple[str, str], int], seed: int) -> Split:
-        """S = U g(z, s): per scored (anchor, example) pair, the example and its augmented copies."""
+        """S = U g(z, s): per scored (anchor, example) pair, the example and its augmented copies.
+
+        An example influential for several anchors enters once per pair (each pair's score asks
+        for its own copies); from its second pair on, its id in S is ``<id>@<anchor id>`` so every
+        id of S (and of its copies) stays unique."""
         names = explanations["label_names"]
         rows: list[dict[str, Any]] = []
+        seen: set[str] = set()
         for a in explanations["anchors"]:
             for c in a["candidates"]:
                 score = scores[(a["id"], c["id"])]
-                example = {"id": c["id"], "text": c["text"], "text_pair": c["text_pair"], "label": c["label"]}
+                uid = c["id"] if c["id"] not in seen else f"{c['id']}@{a['id']}"
+                seen.add(c["id"])
+                example = {"id": uid, "text": c["text"], "text_pair": c["text_pair"], "label": c["label"]}
                 rows.append(example)
                 if self.augmenter is not None:
                     rows.extend(self.augmenter.augment(example, self.augmenter.copies(score), seed=seed + len(rows)))
