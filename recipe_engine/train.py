@@ -62,6 +62,8 @@ class OptimizerSlot:
     optimizer: torch.optim.Optimizer
     scheduler: Any  # an LR scheduler or None
     clip: float | None
+    schedule: Any = None  # the scheduler component that built ``scheduler`` (rebuilds it for a new horizon)
+    horizon: int = 0  # the optimizer steps the schedule spans
 
 
 @dataclass
@@ -114,7 +116,11 @@ def train_seed(recipe: Recipe, bundle: DatasetBundle, seed: int, seed_dir: Path,
             start = pos["step"] if seg.index == pos["segment"] else 0
             terms = [(t, run.objectives[(seg.phase_id, t.id)]) for t in seg.terms]
             feeds = own_feeds(seg, terms, (saved or {}).get("streams") if start else None)
-            seg = settle_round(seg, terms)
+            planned, seg = seg.steps, settle_round(seg, terms)
+            if start == 0 and seg.steps != planned:  # once per round (a resumed round's checkpoint has it)
+                note = shorten_horizon(run.optimizers[seg.optimizer], planned - seg.steps)
+                if note:
+                    log(f"seed {seed}: phase {seg.path!r} runs {seg.steps} steps, {planned - seg.steps} fewer than planned; {note}")
             run.model.train(segment_train_mode(terms))
             model = segment_model(run, terms)
             slot = run.optimizers[seg.optimizer]
@@ -250,11 +256,11 @@ def build_optimizers(recipe: Recipe, model: nn.Module, extras: nn.ModuleDict, ob
 
     def slot(spec: Any, params: list[tuple[str, nn.Parameter]], key: str) -> OptimizerSlot:
         opt = registry.build("optimizers", spec.name, spec.params).build(params)
-        sched = None
+        sched, component, total = None, None, max(timeline.optimizer_steps(key), 1)
         if spec.scheduler is not None:
-            total = max(timeline.optimizer_steps(key), 1)
-            sched = registry.build("schedulers", spec.scheduler.name, spec.scheduler.params).build(opt, total)
-        return OptimizerSlot(opt, sched, spec.clip_grad_norm)
+            component = registry.build("schedulers", spec.scheduler.name, spec.scheduler.params)
+            sched = component.build(opt, total)
+        return OptimizerSlot(opt, sched, spec.clip_grad_norm, component, total)
 
     slots = {"main": slot(recipe.optimizer, everything, "main")}
     for ph, _ in leaf_terms(recipe.schedule.phases):
@@ -292,6 +298,7 @@ def state_dict(run: Setup, position: dict[str, int], feeds: dict[str, OwnBatches
         "model": run.model.state_dict(), "extras": run.extras.state_dict(),
         "optimizers": {k: s.optimizer.state_dict() for k, s in run.optimizers.items()},
         "schedulers": {k: s.scheduler.state_dict() for k, s in run.optimizers.items() if s.scheduler is not None},
+        "horizons": {k: s.horizon for k, s in run.optimizers.items()},
         "rng": {"torch": torch.get_rng_state(), "objectives": run.ctx.generator.get_state(), "python": random.getstate()},
         "position": dict(position),
         "streams": {tid: f.state_dict() for tid, f in feeds.items()},
@@ -306,6 +313,7 @@ def load_state(run: Setup, state: dict[str, Any]) -> dict[str, int]:
         s.optimizer.load_state_dict(state["optimizers"][key])
         if s.scheduler is not None:
             s.scheduler.load_state_dict(state["schedulers"][key])
+        s.horizon = int(state.get("horizons", {}).get(key, s.horizon))
     torch.set_rng_state(state["rng"]["torch"])
     run.ctx.generator.set_state(state["rng"]["objectives"])
     random.setstate(state["rng"]["python"])
@@ -348,6 +356,28 @@ def settle_round(seg: Segment, terms: list[tuple[Term, Objective]]) -> Segment:
     if not per_epoch or per_epoch[0] is None:
         return seg
     return replace(seg, steps=max(1, seg.epochs * per_epoch[0]))
+
+
+def shorten_horizon(slot: OptimizerSlot, fewer: int) -> str | None:
+    """A round shorter than the plan's maximum (HILDIF: scores below 5 ask for fewer copies)
+    ends its schedule ``fewer`` steps earlier, so the LR reaches the end of its schedule when the
+    optimizer's last step does (the plan counted every round at its maximum; later rounds count
+    at theirs until they settle).  The schedule is rebuilt by its component for the new horizon
+    and continues from the same step.  Returns what changed, for the log."""
+    if slot.scheduler is None or fewer <= 0:
+        return None
+    slot.horizon = max(slot.horizon - fewer, 1)
+    sched = slot.scheduler
+    if not isinstance(sched, torch.optim.lr_scheduler.LambdaLR):
+        return f"its {type(sched).__name__} schedule keeps the planned horizon (only LambdaLR schedules are re-spanned)"
+    probe = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    fresh = slot.schedule.build(probe, slot.horizon).lr_lambdas
+    sched.lr_lambdas = fresh * len(slot.optimizer.param_groups) if len(fresh) == 1 else fresh
+    lrs = [base * f(sched.last_epoch) for base, f in zip(sched.base_lrs, sched.lr_lambdas)]
+    for group, lr in zip(slot.optimizer.param_groups, lrs):
+        group["lr"] = lr
+    sched._last_lr = lrs
+    return f"its LR schedule now spans {slot.horizon} steps"
 
 
 def segment_train_mode(terms: list[tuple[Term, Objective]]) -> bool:

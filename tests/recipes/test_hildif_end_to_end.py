@@ -50,6 +50,8 @@ def test_hildif_waits_for_feedback_takes_a_file_and_finishes(tmp_path, capsys, s
     size = sum(1 + copies[s - 1] for s in scores.values())  # each example plus its copies
     assert rounds and all(r["hildif/examples"] == size for r in rounds)
     assert len(rounds) == 2 * -(-size // 16)  # 2 epochs of S at batch 16, S known only after the scores
+    assert "fewer than planned; its LR schedule now spans" in err  # the plan counted every score as 5
+    assert rounds[-1]["lr"] == pytest.approx(0.0, abs=1e-15) and rounds[0]["lr"] > 0  # linear decay ends with the round
     metrics = json.loads((run / "seed-7" / "eval" / "metrics.json").read_text())["metrics"]
     for h in ("lexical_overlap", "subsequence", "constituent"):
         assert {f"hans/{h}/entailment", f"hans/{h}/non-entailment"} <= set(metrics)
