@@ -21,6 +21,7 @@ again, interrupted ones resume, and ``--archive DIR`` keeps light copies (bench/
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 from pathlib import Path
 
@@ -70,7 +71,40 @@ def main() -> int:
             print(f"\n{(shots + '-shot ') if shots else ''}{title} (test accuracy at the best dev evaluation)")
             print(compare_paths([str(runs[m]) for m in order], baseline=str(runs["finetune"]),
                                 metrics="test/accuracy,dev/accuracy", fmt_name="text"))
+        for method in (m for m in methods if m != "finetune" and m in runs):
+            ratios = phase_step_ratios(runs[method])
+            if ratios:
+                print(f"{method}: a margin-phase step (cross-entropy + the margin) / a warm-up step (cross-entropy), "
+                      f"same run, from metrics.jsonl: median {statistics.median(ratios):.2f} "
+                      f"(per seed {', '.join(f'{r:.2f}' for r in ratios)})")
     return 0
+
+
+def phase_step_seconds(metrics: Path) -> dict[str, list[float]]:
+    """Seconds per training step of each phase, from the pure training intervals of a run's log:
+    an evaluation at step s0 followed by the train record at step s of the same phase as the
+    train record before it (what lies between is s - s0 training steps, nothing else)."""
+    out: dict[str, list[float]] = {}
+    prev_eval, prev_phase = None, None
+    for line in metrics.read_text().splitlines():
+        r = json.loads(line)
+        if r["event"] == "eval":
+            prev_eval = r
+        elif r["event"] == "train":
+            if prev_eval is not None and r["phase"] == prev_phase and r["step"] > prev_eval["step"]:
+                out.setdefault(r["phase"], []).append((r["time"] - prev_eval["time"]) / (r["step"] - prev_eval["step"]))
+            prev_eval, prev_phase = None, r["phase"]
+    return out
+
+
+def phase_step_ratios(run: Path) -> list[float]:
+    """Per seed: the median step time of the last phase over the first (margin / warm-up)."""
+    ratios = []
+    for metrics in sorted(run.glob("seed-*/metrics.jsonl")):
+        phases = list(phase_step_seconds(metrics).values())
+        if len(phases) >= 2:
+            ratios.append(statistics.median(phases[-1]) / statistics.median(phases[0]))
+    return ratios
 
 
 if __name__ == "__main__":
