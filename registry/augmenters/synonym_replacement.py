@@ -134,8 +134,8 @@ class SynonymReplacement(Augmenter):
         root = resolve_data_root(self.params.data_root)
         return load_synonyms(str(require_file(root, self.params.file, "synonym_replacement")))
 
-    def replace(self, text: str, rng: random.Random) -> str:
-        """``text`` with up to ``words`` replaceable words swapped for a synonym (case of the first letter kept)."""
+    def spots(self, text: str) -> tuple[list[str], dict[int, tuple[str, ...]]]:
+        """``text``'s space-separated tokens and, per replaceable token, its synonyms (once per text)."""
         table, tokens = self.synonyms(), text.split(" ")
         spots: dict[int, tuple[str, ...]] = {}
         for i, tok in enumerate(tokens):
@@ -144,6 +144,11 @@ class SynonymReplacement(Augmenter):
                 found = synonyms_of(m.group(2), table)
                 if found:
                     spots[i] = found
+        return tokens, spots
+
+    def replace(self, tokens: list[str], spots: dict[int, tuple[str, ...]], rng: random.Random) -> str:
+        """The text with up to ``words`` of its ``spots`` swapped for a synonym (case of the first letter kept)."""
+        tokens = list(tokens)
         for i in rng.sample(sorted(spots), min(self.params.words, len(spots))):
             pre, word, post = _WORD.match(tokens[i]).groups()
             new = rng.choice(spots[i])
@@ -155,11 +160,11 @@ class SynonymReplacement(Augmenter):
     def augment(self, example: dict[str, Any], copies: int, seed: int) -> list[dict[str, Any]]:
         rng = random.Random(f"{seed}:{example['id']}")
         fields = ("text", "text_pair") if self.params.fields == "both" else (self.params.fields,)
+        found = {f: self.spots(example[f]) for f in fields if example.get(f)}  # the same text for every copy
         out = []
         for k in range(copies):
             copy = dict(example, id=f"{example['id']}#aug{k}")
-            for f in fields:
-                if copy.get(f):
-                    copy[f] = self.replace(copy[f], rng)
+            for f, (tokens, spots) in found.items():
+                copy[f] = self.replace(tokens, spots, rng)
             out.append(copy)
         return out
