@@ -138,7 +138,7 @@ def candidate_features(model: nn.Module, candidates: Callable[[torch.Tensor], Ba
 
 
 def explain(model: nn.Module, anchors: Batch, candidates: Callable[[torch.Tensor], Batch], n_candidates: int,
-            params: list[tuple[str, nn.Parameter]], *, settings: ExplainParams, top: int, generator: torch.Generator,
+            params: list[tuple[str, nn.Parameter]], *, settings: ExplainParams, top: int,
             hessian_batches: Iterator[Batch], features: torch.Tensor | None = None,
             lengths: torch.Tensor | None = None) -> list[Explanation]:
     """The ``top`` most helpful candidates of each anchor (module docstring); eval mode throughout.
@@ -146,8 +146,8 @@ def explain(model: nn.Module, anchors: Batch, candidates: Callable[[torch.Tensor
     ``candidates(rows)`` builds a batch of candidate rows on the model's device; ``features``
     are the candidates' pooled features when already computed for this checkpoint (else
     computed here, once for all anchors); ``lengths`` are the candidates' token lengths (e.g.
-    ``EncodedSplit.lengths``), used only to chunk them with less padding.  ``generator`` is
-    unused: LiSSA's randomness is the order of ``hessian_batches``, which the caller draws."""
+    ``EncodedSplit.lengths``), used only to chunk them with less padding.  LiSSA's randomness
+    is the order of ``hessian_batches``, which the caller draws."""
     s = settings
     plist = [p for _, p in params]
     with eval_mode(model):

@@ -133,7 +133,7 @@ class HILDIF(Objective):
             raise UserError("hildif: the raw training split is not available to show its examples")
         params = select_parameters(model, p.explain.parameters)
         found = explain(model, anchor_data.batch(rows).to(ctx.device), lambda idx: ctx.train.batch(idx).to(ctx.device),
-                        len(ctx.train), params, settings=p.explain, top=p.influential, generator=ctx.generator,
+                        len(ctx.train), params, settings=p.explain, top=p.influential,
                         hessian_batches=self.hessian_batches(), lengths=getattr(ctx.train, "lengths", None))
         names = ctx.label_names
 

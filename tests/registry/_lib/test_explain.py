@@ -163,7 +163,7 @@ def test_explain_scores_exactly_the_candidates_it_returns(method):
     anchors = data.batch(torch.tensor([0, 13]))
     hess = data.batch(torch.arange(8))
     found = explain(model, anchors, data.batch, len(data), params, settings=settings, top=4,
-                    generator=torch.Generator(), hessian_batches=iter(lambda: hess, None))
+                    hessian_batches=iter(lambda: hess, None))
     assert [e.anchor_index for e in found] == [0, 1]
     feats = model(**data.batch(torch.arange(len(data))).model_inputs()).pooled.detach()
     for e in found:
@@ -222,7 +222,7 @@ def test_chunking_by_length_changes_neither_the_rows_nor_the_scores(method):
     settings = ExplainParams(method=method, parameters={"last_n_layers": 1}, knn_k=12, depth=3, scale=100.0, chunk=5)
     hess = data.batch(torch.arange(8))
     run = lambda **kw: explain(model, data.batch(torch.tensor([1, 7])), data.batch, len(data), params, settings=settings,  # noqa: E731
-                               top=6, generator=torch.Generator(), hessian_batches=iter(lambda: hess, None), **kw)
+                               top=6, hessian_batches=iter(lambda: hess, None), **kw)
     plain, grouped = run(), run(lengths=lengths, features=feats)
     for a, b in zip(plain, grouped):
         assert a.candidate_indices == b.candidate_indices
