@@ -14,6 +14,7 @@ import os
 import random
 import shutil
 import subprocess
+import time
 import sys
 from pathlib import Path
 
@@ -51,15 +52,16 @@ runtime: {progress: false, log_every: 1, checkpoint_every: 3, threads: 1, tensor
 """
 
 
-def _launch(args: list[str], fault: str | None) -> subprocess.CompletedProcess:
+def _launch(args: list[str], fault: str | None, full_run_s: float = 0.0) -> subprocess.CompletedProcess:
     """Run the CLI; ``fault`` is ``<site>:<n>`` (the process kills itself there) or
-    ``time:<seconds>`` (this process sends it SIGKILL after that long, wherever it is)."""
+    ``time:<fraction>`` (this process sends it SIGKILL after that fraction of ``full_run_s``, the
+    uninterrupted run's wall time, wherever it is: relative, so a fast machine cannot outrun it)."""
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
            "PYTHONPATH": str(ROOT)}
     env.pop("RECIPE_ENGINE_FAULT", None)
     after = None
     if fault and fault.startswith("time:"):
-        after = float(fault.split(":", 1)[1])
+        after = float(fault.split(":", 1)[1]) * full_run_s
     elif fault:
         env["RECIPE_ENGINE_FAULT"] = fault
     proc = subprocess.Popen([sys.executable, "-m", "recipe_engine", "run", *args], cwd=ROOT, env=env,
@@ -79,7 +81,7 @@ def _faults(rng: random.Random) -> list[str]:
     points = ([f"checkpoint:{rng.randint(1, 2)}" for _ in range(4)] + [f"write:{rng.randint(1, 2)}" for _ in range(2)]
               + [f"append:{rng.randint(1, 6)}" for _ in range(3)] + ["seed:1"]
               + [f"step:{rng.randint(1, 4)}" for _ in range(5)]
-              + [f"time:{rng.uniform(4.0, 9.0):.2f}" for _ in range(KILLS - 15)])
+              + [f"time:{rng.uniform(0.3, 0.9):.2f}" for _ in range(KILLS - 15)])
     rng.shuffle(points)
     return points
 
@@ -111,23 +113,27 @@ def test_a_run_killed_at_20_points_resumes_to_the_uninterrupted_result(tmp_path)
     base = write_recipe(tmp_path / "base.yaml", write_data(tmp_path), seeds=(5, 6))
     recipe = tmp_path / "r.yaml"
     recipe.write_text(f"extends: {base.name}\n" + SCHEDULE)
+    started = time.monotonic()
     ref = _launch([str(recipe), "--out", str(tmp_path / "ref")], None)
+    full_run_s = time.monotonic() - started
     assert ref.returncode == 0, ref.stderr
     reference = next((tmp_path / "ref" / "tiny-e2e").iterdir())
 
-    killed, finished, run = 0, [], None
+    killed, finished, run, outran = 0, [], None, 0
     faults = _faults(random.Random(20261205))
     while faults:
         fault = faults[0]
         args = [str(recipe), "--out", str(tmp_path / f"k{len(finished)}")] if run is None else [str(recipe), "--resume", str(run)]
-        proc = _launch(args, fault)
+        proc = _launch(args, fault, full_run_s)
         if run is None:
             run = next((tmp_path / f"k{len(finished)}" / "tiny-e2e").glob("*/run.json"), None)
             run = run.parent if run is not None else None
         if proc.returncode == 0:  # this run ended before the fault's count: check it, go on with a fresh run
             finished.append(run)
-            run = None
+            run, outran = None, outran + 1
+            assert outran <= 10, f"{fault}: ten runs in a row finished before the fault fired"
             continue
+        outran = 0
         assert proc.returncode == -9, f"{fault}: exit {proc.returncode}\n{proc.stderr}"
         faults.pop(0)
         killed += 1
