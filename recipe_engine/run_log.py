@@ -39,6 +39,13 @@ class RunLog:
         if self.bar is not None:
             self.bar.update(1)
 
+    def fewer_steps(self, n: int) -> None:
+        """A segment runs ``n`` steps fewer than planned (a HILDIF round with scores below 5):
+        the bar's total, and so its ETA, shrink with it."""
+        if self.bar is not None and n:
+            self.bar.total = max(self.bar.total - n, self.bar.n)
+            self.bar.refresh()
+
     def train(self, step: int, fields: dict[str, Any], postfix: dict[str, str]) -> None:
         """A training record at ``step`` (after ``step`` optimizer steps)."""
         if self.bar is not None:

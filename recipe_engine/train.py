@@ -100,7 +100,9 @@ def train_seed(recipe: Recipe, bundle: DatasetBundle, seed: int, seed_dir: Path,
         pos = load_state(run, saved)
         log(f"seed {seed}: resumed at step {pos['global_step']} (segment {pos['segment']})")
     log(f"seed {seed}: {totals_text(run.timeline)}")
-    out = RunLog(seed_dir, seed=seed, total_steps=run.timeline.total_steps, done_steps=pos["global_step"],
+    # the steps done plus the planned steps left (a resumed run's finished rounds may have run fewer)
+    left = sum(s.steps for s in run.timeline.segments[pos["segment"]:]) - pos["step"]
+    out = RunLog(seed_dir, seed=seed, total_steps=pos["global_step"] + left, done_steps=pos["global_step"],
                  tensorboard=recipe.runtime.tensorboard, progress=recipe.runtime.progress) if ranks.main else NullLog()
     stream = train_batches(run.train, recipe.data.batch_size, seed, pos)
     every = recipe.evaluation.every
@@ -117,6 +119,7 @@ def train_seed(recipe: Recipe, bundle: DatasetBundle, seed: int, seed_dir: Path,
             terms = [(t, run.objectives[(seg.phase_id, t.id)]) for t in seg.terms]
             feeds = own_feeds(seg, terms, (saved or {}).get("streams") if start else None)
             planned, seg = seg.steps, settle_round(seg, terms)
+            out.fewer_steps(planned - seg.steps)
             if start == 0 and seg.steps != planned:  # once per round (a resumed round's checkpoint has it)
                 note = shorten_horizon(run.optimizers[seg.optimizer], planned - seg.steps)
                 if note:

@@ -39,6 +39,15 @@ def test_a_torn_last_line_is_dropped_when_the_log_is_reopened(tmp_path):
     assert drop_torn_tail(path) is False  # whole lines are left alone
 
 
+def test_a_shorter_segment_shrinks_the_progress_bar_total(tmp_path):
+    log = RunLog(tmp_path, seed=1, total_steps=100, done_steps=10, tensorboard=False, progress=True)
+    log.fewer_steps(30)
+    assert (log.bar.n, log.bar.total) == (10, 70)
+    log.fewer_steps(500)  # never below the steps already done
+    assert log.bar.total == 10
+    log.close()
+
+
 @pytest.mark.slow
 def test_sigterm_stops_at_a_step_boundary_and_the_run_resumes_to_the_same_metrics(tmp_path):
     recipe = write_recipe(tmp_path / "r.yaml", write_data(tmp_path, n_train=96), seeds=(3,), epochs=6)
