@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 from recipe_engine.feedback.files import load_prefilled, no_human
 from recipe_engine.feedback.store import FeedbackStore
-from recipe_engine.feedback.terminal import prompt_scores
+from recipe_engine.feedback.terminal import ctrl_c_interrupts, prompt_scores
 from recipe_engine.feedback.web import score_until_complete
 from recipe_engine.outputs import atomic_write_json
 
@@ -69,5 +69,6 @@ class RoundFeedback:
             score_until_complete(store, explanations, lambda url: print(
                 f"seed {self.seed}: score the influential examples at {url} (Ctrl-C stops; --resume continues)",
                 file=sys.stderr, flush=True), stopping=self.stopping)
-        elif mode == "terminal":
-            prompt_scores(store, explanations)
+        elif mode == "terminal" and not self.stopping():
+            with ctrl_c_interrupts():  # Ctrl-C at the prompt stops it (scores kept), then the run stops to resume
+                prompt_scores(store, explanations)

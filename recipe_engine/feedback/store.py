@@ -18,8 +18,11 @@ from recipe_engine.errors import UserError
 from recipe_engine.outputs import append_jsonl, drop_torn_tail
 
 SCORES = (1, 2, 3, 4, 5)
-#: what each score means (the paper's 5-point similarity prompt)
-MEANING = {1: "not similar at all", 2: "slightly similar", 3: "somewhat similar", 4: "similar", 5: "very similar"}
+#: what each score means: the paper's question "The test case and the presented sample are: ..."
+#: (Zylberajch et al. 2021, sec. 2, User Feedback Collection)
+MEANING = {1: "very different", 2: "different", 3: "can't decide", 4: "similar", 5: "very similar"}
+#: what "similar" means there (the same section)
+SIMILAR = "similar: both share the same type of heuristics or lexical artifacts"
 
 
 def pairs(explanations: dict[str, Any]) -> list[tuple[str, str]]:
@@ -77,7 +80,7 @@ class FeedbackStore:
         if (anchor, candidate) not in self.known:
             raise UserError(f"candidate {candidate!r} is not an influential example of anchor {anchor!r}")
         if isinstance(score, bool) or not isinstance(score, (int, str)) or str(score).strip() not in {str(s) for s in SCORES}:
-            raise UserError(f"score {score!r} is out of range: give a whole number from 1 (not similar at all) to 5 (very similar)")
+            raise UserError(f"score {score!r} is out of range: give a whole number from 1 (very different) to 5 (very similar)")
         return int(score)
 
     def record(self, anchor: str, candidate: str, score: Any) -> None:

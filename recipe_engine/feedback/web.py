@@ -123,7 +123,14 @@ class Handler(BaseHTTPRequestHandler):
             return
         try:
             length = int(self.headers.get("Content-Length", "0"))
-            body = json.loads(self.rfile.read(min(length, 1 << 16)) or b"{}")
+        except ValueError:
+            length = -1
+        if not 0 <= length <= MAX_BODY:
+            self._error(413 if length > MAX_BODY else 400, f"a score is a JSON body of at most {MAX_BODY} bytes with "
+                                                          "its Content-Length")
+            return
+        try:
+            body = json.loads(self.rfile.read(length) or b"{}")
             anchor, candidate, score = body["anchor"], body["candidate"], body["score"]
         except (ValueError, KeyError, TypeError):
             self._error(400, 'a score is JSON {"anchor": id, "candidate": id, "score": 1-5}')
@@ -159,6 +166,9 @@ def score_until_complete(store: FeedbackStore, explanations: dict[str, Any], ann
         server.server_close()
 
 
+#: the largest request body read (a score is about 100 bytes)
+MAX_BODY = 1 << 16
+
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>HILDIF feedback</title>
 <style>
@@ -170,7 +180,7 @@ button{margin:.15em;padding:.3em .7em}button.chosen{background:#2a6;color:#fff}
 #error{color:#b00;min-height:1.2em}#progress{font-weight:bold}
 </style></head><body>
 <h1>Which training examples are like the anchor?</h1>
-<p>Score each influential training example from 1 (not similar at all) to 5 (very similar) to the anchor. Each click is saved; reload at any time.</p>
+<p>The anchor and each influential training example are: 1 very different, 2 different, 3 can&rsquo;t decide, 4 similar, 5 very similar. Similar means both share the same type of heuristics or lexical artifacts. Each click is saved; reload at any time.</p>
 <p id="progress"></p><p id="error" role="alert"></p>
 <div id="round"></div>
 <script>
@@ -191,7 +201,7 @@ function render() {
     const s = scoreOf(anchor.id, c.id);
     html += `<div class="card candidate" data-id="${esc(c.id)}"><div class="meta">training example ${esc(c.id)} &middot; label ${esc(c.label)}
       &middot; influence ${Number(c.influence).toPrecision(3)}${s === null ? "" : ` &middot; your score ${s}`}</div>${pair(c)}<div>`;
-    for (const k of [1,2,3,4,5]) html += `<button class="${s === k ? "chosen" : ""}" data-anchor="${esc(anchor.id)}" data-candidate="${esc(c.id)}" data-score="${k}" title="${esc(state.meaning[k])}">${k}</button>`;
+    for (const k of [1,2,3,4,5]) html += `<button class="${s === k ? "chosen" : ""}" data-anchor="${esc(anchor.id)}" data-candidate="${esc(c.id)}" data-score="${k}" title="${esc(state.meaning[k])}">${k} ${esc(state.meaning[k])}</button>`;
     html += `</div></div>`;
   }
   document.getElementById("round").innerHTML = html + `</div></div>`;

@@ -38,7 +38,7 @@ def test_a_torn_last_line_is_dropped(tmp_path, explanations):
 @pytest.mark.parametrize("anchor,candidate,score,message", [
     ("dev-9", "tr-4", 3, "unknown anchor id 'dev-9' in this round"),
     ("dev-1", "tr-1", 3, "candidate 'tr-1' is not an influential example of anchor 'dev-1'"),
-    ("dev-1", "tr-4", 6, "score 6 is out of range: give a whole number from 1 (not similar at all) to 5 (very similar)"),
+    ("dev-1", "tr-4", 6, "score 6 is out of range: give a whole number from 1 (very different) to 5 (very similar)"),
     ("dev-1", "tr-4", 0, "score 0 is out of range"),
     ("dev-1", "tr-4", 2.5, "score 2.5 is out of range"),
     ("dev-1", "tr-4", True, "score True is out of range"),

@@ -1,5 +1,8 @@
 """The terminal prompt, driven by scripted answers."""
 import io
+import os
+import signal
+import time
 
 from recipe_engine.feedback.store import FeedbackStore
 from recipe_engine.feedback.terminal import prompt_scores
@@ -34,3 +37,29 @@ def test_end_of_input_stops_cleanly(tmp_path, explanations):
     out = io.StringIO()
     prompt_scores(store, explanations, input=eof, output=out)
     assert "stopped: 3 example(s) left" in out.getvalue()
+
+
+def test_ctrl_c_at_the_prompt_of_a_running_round_stops_the_prompt(tmp_path, explanations, monkeypatch):
+    """Inside the training loop a first Ctrl-C only flags a stop; at the round's prompt it must
+    stop the prompt at once (the scores given are kept, the run then stops for --resume)."""
+    from functools import partial
+
+    from recipe_engine.feedback import rounds
+    from recipe_engine.stop_signals import StopRequests
+
+    answers = iter(["4"])
+
+    def typed(prompt):
+        for answer in answers:
+            return answer
+        os.kill(os.getpid(), signal.SIGINT)  # the person presses Ctrl-C while the prompt waits
+        time.sleep(5)
+        return "5"  # never reached when Ctrl-C interrupts the prompt
+
+    monkeypatch.setattr(rounds, "prompt_scores", partial(prompt_scores, input=typed, output=io.StringIO()))
+    store = FeedbackStore(tmp_path / "f.jsonl", explanations)
+    with StopRequests() as stop:
+        rounds.RoundFeedback(tmp_path, 1).ask(store, explanations, "terminal", None)
+        assert stop.requested is None
+        assert signal.getsignal(signal.SIGINT) == stop._handle  # the loop's handler is back
+    assert store.scores() == {("dev-1", "tr-4"): 4}

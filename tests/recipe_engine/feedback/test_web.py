@@ -66,6 +66,19 @@ def test_scores_and_refusals_over_http(page):
     assert status == 404
 
 
+@pytest.mark.parametrize("length, status", [("-1", 400), ("many", 400), (str(1 << 20), 413)])
+def test_a_bad_or_huge_content_length_is_refused_at_once(page, length, status):
+    _, server, _ = page
+    conn = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=10)
+    conn.putrequest("POST", "/score")
+    conn.putheader("Content-Type", "application/json")
+    conn.putheader("Content-Length", length)
+    conn.endheaders()  # no body: the server must answer without waiting for one
+    r = conn.getresponse()
+    assert r.status == status and "with its Content-Length" in json.loads(r.read())["error"]
+    conn.close()
+
+
 def test_another_sites_page_cannot_post_scores(page):
     """CSRF: a page elsewhere may post to 127.0.0.1, but its browser says where it comes from."""
     store, server, _ = page
