@@ -32,6 +32,7 @@ from registry._lib.ihvp import s_test_cg, s_test_lissa
 from registry._lib.knn import nearest_neighbours
 from registry._lib.param_sets import PARAM_SPEC_HELP, LastNLayers, ParamSpec
 from registry._lib.per_example import eval_mode, per_example_grads
+from registry.errors import UserError
 from registry.types import Batch
 
 
@@ -44,7 +45,8 @@ class ExplainParams(StrictParams):
                                   description=PARAM_SPEC_HELP + " (FastIF's experiments: the top 2 of 12 layers + head)")
     knn_k: int = Field(1000, ge=1, description="candidates kept by the kNN pre-filter (the authors: 3000 of 393k; sized to a CPU)")
     knn_metric: Literal["l2", "cosine"] = Field("l2", description="kNN distance on pooled features (the authors: FAISS L2)")
-    damping: float = Field(5e-3, ge=0.0, description="LiSSA damping / CG's added diagonal")
+    damping: float = Field(5e-3, ge=0.0, description="damping: both methods estimate (H + damping x scale I)^-1 v "
+                                                      "(LiSSA's fixed point), so CG adds damping x scale to H's diagonal")
     scale: float = Field(1e4, gt=0.0, description="LiSSA scale (must exceed the Hessian's largest eigenvalue)")
     depth: int = Field(100, ge=1, description="LiSSA recursion depth (the authors: 1000 single-example steps); the "
                                               "distance to the fixed point shrinks at best like (1 - damping)^depth: "
@@ -95,9 +97,14 @@ def anchor_s_test(model: nn.Module, anchor: Batch, params: list[nn.Parameter], s
     if s.method == "lissa":
         return s_test_lissa(model, v, params, hessian_batches, damping=s.damping, scale=s.scale, depth=s.depth,
                             repeats=s.repeats)
-    if s.method == "cg":
-        return s_test_cg(model, v, params, [next(hessian_batches) for _ in range(s.cg_batches)], damping=s.damping,
-                         iterations=s.cg_iterations)
+    if s.method == "cg":  # the system LiSSA converges to, so that the two methods are interchangeable
+        x = s_test_cg(model, v, params, [next(hessian_batches) for _ in range(s.cg_batches)],
+                      damping=s.damping * s.scale, iterations=s.cg_iterations)
+        if not any(bool(t.any()) for t in x) and any(bool(t.any()) for t in v):
+            raise UserError(f"conjugate gradient took no step: the Hessian plus damping x scale ({s.damping:g} x "
+                            f"{s.scale:g}) has no positive curvature along the anchor's gradient, so every influence "
+                            "would be 0; raise the explain setting 'damping', or use method: lissa")
+        return x
     norm = torch.sqrt(sum((x.double() ** 2).sum() for x in v)).clamp_min(1e-30)
     return [x / norm.to(x.dtype) for x in v]
 

@@ -9,7 +9,7 @@ from scipy.stats import spearmanr
 from torch import nn
 from torch.func import functional_call, hessian
 
-from registry._lib.explain import ExplainParams, candidate_features, explain, loss_directional
+from registry._lib.explain import ExplainParams, anchor_s_test, candidate_features, explain, loss_directional
 from registry._lib.hvp import loss_grad
 from registry._lib.ihvp import s_test_cg, s_test_lissa
 from registry._lib.knn import nearest_neighbours
@@ -174,7 +174,7 @@ def test_explain_scores_exactly_the_candidates_it_returns(method):
         if method == "lissa":
             s = s_test_lissa(model, v, plist, iter(lambda: hess, None), damping=0.01, scale=100.0, depth=5)
         elif method == "cg":
-            s = s_test_cg(model, v, plist, [hess, hess], damping=0.01, iterations=5)
+            s = s_test_cg(model, v, plist, [hess, hess], damping=0.01 * 100.0, iterations=5)  # damping x scale
         else:
             s = [x / torch.sqrt(sum((y ** 2).sum() for y in v)) for x in v]
         grads = per_example_grads_loop(model, data.batch(torch.tensor(near)), plist)
@@ -206,6 +206,36 @@ def test_cg_takes_one_batch_or_several_and_stops_on_negative_curvature():
     assert torch.allclose(one, explicit_inverse(model, train, v, 0.1), rtol=1e-8, atol=1e-10)
     # a shift far below -lambda_max makes H - shift I negative definite: no step is taken
     assert torch.equal(flat(s_test_cg(model, v, params, train, damping=-1e3, iterations=50)), torch.zeros(10, dtype=torch.float64))
+
+
+def test_cg_and_lissa_estimate_the_same_s_test():
+    """Both solve (H + damping x scale I) s = v, LiSSA's fixed point: switching method changes
+    the estimator, not the regulariser."""
+    train, test = problem()
+    model = fit(LogReg(4), train)
+    params = list(model.parameters())
+    common = dict(damping=0.01, scale=5.0, depth=3000, cg_iterations=50, cg_batches=1)
+    lissa = flat(anchor_s_test(model, test, params, ExplainParams(method="lissa", **common), full_batches(train)))
+    cg = flat(anchor_s_test(model, test, params, ExplainParams(method="cg", **common), full_batches(train)))
+    want = explicit_inverse(model, train, loss_grad(model, test, params), 0.01 * 5.0)
+    assert torch.allclose(cg, want, rtol=1e-8, atol=1e-10)
+    assert torch.linalg.norm(lissa - cg) <= 1e-3 * torch.linalg.norm(cg)
+
+
+def test_cg_that_takes_no_step_is_an_error_not_zero_influence():
+    """Training features span dims 0-2 only and the anchor lies along dim 3: with the weights as
+    the parameter set the Hessian is 0 along the anchor's gradient, so without damping CG stops
+    before its first step; that is reported, never returned as all-zero scores."""
+    train, test = problem()
+    train.input_ids[:, 3] = 0.0
+    test.input_ids[:] = torch.tensor([[0.0, 0.0, 0.0, 2.0]], dtype=torch.float64)
+    model = fit(LogReg(4), train)
+    params = [model.head.weight]
+    settings = ExplainParams(method="cg", damping=0.0, cg_batches=1)
+    with pytest.raises(UserError, match="conjugate gradient took no step.*raise the explain setting 'damping'"):
+        anchor_s_test(model, test, params, settings, full_batches(train))
+    s = flat(anchor_s_test(model, test, params, ExplainParams(method="cg", damping=1e-3, cg_batches=1), full_batches(train)))
+    assert s.abs().sum() > 0
 
 
 @pytest.mark.parametrize("method", ["lissa", "cosine"])
