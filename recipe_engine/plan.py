@@ -131,6 +131,26 @@ def brings_own_data(name: str) -> bool:
     return bool(registry.get("objectives", name).own_data)
 
 
+def check_round_files(tl: Timeline) -> None:
+    """A term whose rounds keep files named ``round-<r>`` (``Objective.round_files``) gets one
+    folder per round: refuse a joint phase (each pass over its data would start a fresh round
+    in the same folder) and two rounds with the same repeat index (two such phases, nested
+    repeats), which would silently reuse another round's explanations and scores."""
+    folders: dict[int, str] = {}
+    for s in tl.segments:
+        for t in s.terms:
+            if not registry.get("objectives", t.name).round_files:
+                continue
+            if s.joint:
+                raise PlanError(f"phase {s.phase_id!r}: term {t.id!r} runs rounds on its own data and keeps each "
+                                "round's files; beside a per-batch term every pass over its data would start a new "
+                                "round in the same folder; give it a phase of its own (for: {epochs: N})", s.phase_id)
+            if folders.setdefault(s.round, s.path) != s.path:
+                raise PlanError(f"phase {s.phase_id!r}: term {t.id!r} keeps its round's files in round-{s.round}/, "
+                                f"which {folders[s.round]!r} uses too; run its rounds as one phase under "
+                                "`repeat: T` (one round per repeat)", s.phase_id)
+
+
 # ---------------------------------------------------------------- compiling
 def _length_steps(spec: Any, unit: str, per_epoch: int) -> tuple[int, int | None]:
     """A `for:`/`length:` value -> (steps, epochs or None)."""
@@ -231,6 +251,7 @@ def compile_timeline(schedule: Schedule, train_steps_per_epoch: int,
                     walk(ph.phases, f"{path}[{i}]/", i, truncate)
 
     walk(schedule.phases, "", 0, False)
+    check_round_files(tl)
     tl.train_steps = used
     declared = [n.phase.id for n in walk_phases(schedule.phases) if n.is_leaf]
     for pid in declared:

@@ -57,6 +57,9 @@ class Objective(Component):
     #: sums to the same gradient.  Without it (a mean over a subset of the rows, a nonlinearity
     #: of a batch statistic) a multi-process run refuses the term (``--nproc``)
     batch_mean: ClassVar[bool] = False
+    #: each round keeps files named by its repeat index (HILDIF's ``round-<r>/`` explanations
+    #: and scores, reused on resume): the plan refuses two rounds that would share a folder
+    round_files: ClassVar[bool] = False
 
     def bind(self, ctx: ObjectiveContext) -> None:
         """Called once per seed, after the model is built and before training."""

@@ -58,6 +58,7 @@ class HILDIF(Objective):
                 "L = -1/|B| sum_{(x,y) in B subset S} log softmax(f(x))_y")
     requires = ("text",)
     own_data = True
+    round_files = True
 
     class Params(StrictParams):
         anchors: AnchorParams = Field(default_factory=AnchorParams, description="SELECT ANCHORS")

@@ -92,3 +92,30 @@ def test_repeat_without_progress_is_refused():
               phases:
                 - {id: label, for: 5, min_remaining: 100, objectives: [{name: cross_entropy}]}
         """)
+
+
+def test_rounds_that_keep_files_get_one_folder_each():
+    """HILDIF keeps each round's explanations and scores in round-<r>/: one round per repeat
+    index, never two phases (or a joint phase) writing the same folder."""
+    one_per_repeat = timeline("""
+      phases:
+        - {id: train, for: {epochs: 1}, objectives: [{name: cross_entropy}]}
+        - id: debug
+          repeat: 2
+          phases:
+            - {id: hildif, for: {epochs: 1}, objectives: [{name: hildif}]}
+    """, own=3)
+    assert [(s.path, s.round) for s in one_per_repeat.segments if not s.draws_train] == [
+        ("debug[0]/hildif", 0), ("debug[1]/hildif", 1)]
+    with pytest.raises(PlanError, match=r"keeps its round's files in round-0/, which 'first' uses too; run its rounds "
+                                        r"as one phase under `repeat: T`"):
+        timeline("""
+          phases:
+            - {id: first, for: {epochs: 1}, objectives: [{name: hildif}]}
+            - {id: second, for: {epochs: 1}, objectives: [{name: hildif}]}
+        """, own=3)
+    with pytest.raises(PlanError, match=r"phase 'both': term 'hildif' runs rounds on its own data .* give it a phase of its own"):
+        timeline("""
+          phases:
+            - {id: both, for: {epochs: 1}, objectives: [{name: cross_entropy}, {name: hildif}]}
+        """, own=3)
