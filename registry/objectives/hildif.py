@@ -17,6 +17,7 @@ code 10/30/50/80/100).
 """
 from __future__ import annotations
 
+import base64
 import math
 from typing import Any, Iterator, Literal, Optional
 
@@ -48,6 +49,15 @@ class AnchorParams(StrictParams):
 class AugmentRef(StrictParams):
     name: str = Field(description="a registered augmenter, e.g. synonym_replacement")
     params: dict[str, Any] = Field(default_factory=dict, description="the augmenter's params")
+
+
+def encode_state(state: torch.Tensor) -> str:
+    """A generator state (a uint8 tensor) as base64 text for the round's JSON."""
+    return base64.b64encode(state.numpy().tobytes()).decode("ascii")
+
+
+def decode_state(text: str) -> torch.Tensor:
+    return torch.frombuffer(bytearray(base64.b64decode(text)), dtype=torch.uint8)
 
 
 @register("objective", "hildif")
@@ -111,12 +121,18 @@ class HILDIF(Objective):
         return None if self.data is None else math.ceil(len(self.data) / self.params.batch_size)
 
     def start_round(self) -> None:
-        self.build(int(torch.randint(2**31 - 1, (1,), generator=self.ctx.generator)))
+        self.build(int(torch.randint(2**31 - 1, (1,), generator=self.ctx.generator)), fresh=True)
 
-    def build(self, seed: int) -> None:
-        """Explanations (saved ones reused), scores, and S augmented with ``seed``."""
+    def build(self, seed: int, fresh: bool = False) -> None:
+        """Explanations (saved ones reused), scores, and S augmented with ``seed``.
+
+        At a round's start (``fresh``) the generator is set to where EXPLAIN left it, also when
+        the explanations were saved by an earlier process (a round that stopped for scores):
+        the round then draws the same batches of S as a run that never stopped."""
         explanations, scores = self.ctx.feedback.collect(
             f"round-{self.round_index}", self.explanations, self.params.feedback, self.params.feedback_file)
+        if fresh and "generator_state" in explanations:
+            self.ctx.generator.set_state(decode_state(explanations["generator_state"]))
         self.seed = seed
         self.data = self.ctx.encode(self.augmented(explanations, scores, seed))
         self.stats = {"anchors": float(len(explanations["anchors"])), "examples": float(len(self.data)),
@@ -149,7 +165,9 @@ class HILDIF(Objective):
             a["predicted"] = names[int(pred[ex.anchor_index])]
             a["candidates"] = [{**row(train_raw, c), "influence": float(s)} for c, s in zip(ex.candidate_indices, ex.scores)]
             anchors.append(a)
-        return {"label_names": list(names), "anchors": anchors}
+        # the draws of SELECT ANCHORS and LiSSA are done: where they left the generator
+        return {"label_names": list(names), "anchors": anchors,
+                "generator_state": encode_state(ctx.generator.get_state())}
 
     def hessian_batches(self) -> Iterator[Batch]:
         """LiSSA's training batches: uniform draws from the training data, forever (seeded)."""

@@ -57,6 +57,16 @@ def test_hildif_waits_for_feedback_takes_a_file_and_finishes(tmp_path, capsys, s
         assert {f"hans/{h}/entailment", f"hans/{h}/non-entailment"} <= set(metrics)
     assert is_complete(run)
 
+    # stopping for scores changes nothing: a run given the same scores up front trains the same
+    straight = tmp_path / "straight"
+    assert main(["run", recipe, *TINY, f"{H}.feedback=file", f"{H}.feedback_file={prefilled}", "--seeds", "7",
+                 "--out", str(straight)]) == 0
+    other = next((straight / "mnli-hildif-hs").iterdir())
+    assert json.loads((other / "seed-7" / "eval" / "metrics.json").read_text())["metrics"] == metrics
+    losses = lambda r: [x["loss"] for x in map(json.loads, (r / "seed-7" / "metrics.jsonl").read_text().splitlines())
+                        if x["event"] == "train"]
+    assert losses(other) == losses(run)
+
 
 @pytest.mark.slow
 def test_hildif_no_human_and_handpicked_anchors(tmp_path, capsys, shared_root):
