@@ -109,10 +109,12 @@ class HILDIF(Objective):
 
     # ------------------------------------------------------------ the round's data
     def max_examples(self) -> int:
-        """|S| when every example scores 5: the plan's epoch (what `show` prints)."""
+        """The largest |S|, every example at the score with the most copies: the plan's epoch
+        (what `show` prints); a round whose scores ask for fewer runs shorter."""
         a = self.params.anchors
         top = (len(a.ids or []) if a.select == "ids" else a.n) * self.params.influential
-        return top * (1 + (self.augmenter.copies(5) if self.augmenter is not None else 0))
+        most = max(self.augmenter.copies(s) for s in range(1, 6)) if self.augmenter is not None else 0
+        return top * (1 + most)
 
     def steps_per_epoch(self, train: EncodedData | None = None) -> int:
         return math.ceil(self.max_examples() / self.params.batch_size)

@@ -49,3 +49,14 @@ def test_copies_follow_each_pairs_score_and_every_id_is_unique(root):
     assert sum(i.startswith("z1@a2#aug") for i in s.ids) == 30 and sum(i.startswith("z2#aug") for i in s.ids) == 20
     assert s.label == [0] * 51 + [2] * 21 + [0] * 31  # labels kept
     assert s == hildif(aug).augmented(EXPLANATIONS, scores, seed=0)  # reproducible by seed
+
+
+def test_the_planned_round_counts_the_score_with_the_most_copies(root):
+    """The plan's round length is the largest S; a copies table that is not increasing in the
+    score must not make the planned round shorter than a real one."""
+    def planned(table):
+        aug = {"name": "synonym_replacement", "params": {"data_root": str(root), "copies_per_score": table}}
+        return hildif(aug).max_examples()
+
+    assert planned("paper") == 5 * 10 * (1 + 50)
+    assert planned([9, 1, 1, 1, 2]) == 5 * 10 * (1 + 9)
