@@ -49,7 +49,7 @@ class RoundFeedback:
             explanations["seconds"] = round(time.perf_counter() - started, 3)
             atomic_write_json(path, explanations)
             self.log(f"seed {self.seed}: {round_name}: explained {len(explanations['anchors'])} anchors in "
-                     f"{explanations['seconds']:.1f} s -> {path}")
+                     f"{explanations['seconds']:.1f} s -> {path}" + (f" ({explanations['note']})" if "note" in explanations else ""))
         store = FeedbackStore(folder / "feedback.jsonl", explanations)
         if not store.complete():
             self.ask(store, explanations, mode, file)

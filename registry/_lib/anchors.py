@@ -27,11 +27,15 @@ def predicted_labels(model: nn.Module, data: EncodedData, batch_size: int = 128)
 
 
 def select_anchors(model: nn.Module, data: EncodedData, *, how: str, n: int, ids: list[str] | None,
-                   generator: torch.Generator, batch_size: int = 128) -> tuple[torch.Tensor, torch.Tensor]:
+                   generator: torch.Generator, batch_size: int = 128,
+                   group_of: list[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(row indices of the anchors in ``data``, the model's predictions for them).
 
     ``how``: ``misclassified`` (n drawn uniformly among the rows the model gets wrong),
     ``random`` (n drawn uniformly) or ``ids`` (the rows named by ``ids``, in that order).
+    ``group_of[c]``: the coarser class of model class ``c``; then an example is misclassified
+    only when its prediction falls in another group than its gold label (the paper's two-class
+    MNLI: entailment against neutral or contradiction).
     """
     pred = predicted_labels(model, data, batch_size)
     labels = torch.as_tensor(data.labels)
@@ -44,7 +48,11 @@ def select_anchors(model: nn.Module, data: EncodedData, *, how: str, n: int, ids
                             "eval_size subsample keeps them: data.params.keep_ids)")
         rows = torch.tensor([where[i] for i in ids or []], dtype=torch.long)
     else:
-        pool = torch.nonzero(pred != labels).flatten() if how == "misclassified" else torch.arange(len(data))
+        wrong = pred != labels
+        if group_of is not None:
+            groups = torch.as_tensor(group_of)
+            wrong = groups[pred] != groups[labels]
+        pool = torch.nonzero(wrong).flatten() if how == "misclassified" else torch.arange(len(data))
         if pool.numel() == 0:
             raise UserError(f"no {how} example in split {getattr(data, 'name', '?')!r} to take as an anchor "
                             "(the model gets every one right); pick anchors by ids, or how: random")

@@ -44,6 +44,10 @@ class AnchorParams(StrictParams):
     n: int = Field(5, ge=1, description="how many anchors with select: misclassified or random (the paper: 5); "
                                         "with select: ids every listed id is an anchor")
     ids: Optional[list[str]] = Field(None, description="the anchors' ids when select: ids")
+    mistakes_between: Optional[list[list[str]]] = Field(
+        None, description="with select: misclassified, count an error only between these groups of class names, e.g. "
+                          "[[entailment], [neutral, contradiction]] (the paper's two-class MNLI); null: between "
+                          "the model's classes")
 
 
 class AugmentRef(StrictParams):
@@ -102,6 +106,12 @@ class HILDIF(Objective):
                             f"splits: {', '.join(ctx.splits)}")
         if p.anchors.select == "ids" and not p.anchors.ids:
             raise UserError("hildif: anchors.select is 'ids' but anchors.ids is empty; list the anchor ids")
+        groups = p.anchors.mistakes_between
+        if groups is not None:
+            named = [c for g in groups for c in g]
+            if sorted(named) != sorted(ctx.label_names):
+                raise UserError(f"hildif: anchors.mistakes_between must name every class once ({', '.join(ctx.label_names)}), "
+                                f"got {groups}")
         if p.feedback == "file" and not p.feedback_file:
             raise UserError("hildif: feedback is 'file' but feedback_file is not set; give the path of the scores")
         self.data: EncodedData | None = None  # this round's S, encoded
@@ -145,8 +155,10 @@ class HILDIF(Objective):
         p, ctx, model = self.params, self.ctx, self.ctx.model
         anchor_split = ctx.splits[p.anchors.split]
         anchor_data = ctx.encode(anchor_split)
+        groups = p.anchors.mistakes_between
+        group_of = None if groups is None else [next(k for k, g in enumerate(groups) if c in g) for c in ctx.label_names]
         rows, pred = select_anchors(model, anchor_data, how=p.anchors.select, n=p.anchors.n, ids=p.anchors.ids,
-                                    generator=ctx.generator, batch_size=max(ctx.batch_size, 64))
+                                    generator=ctx.generator, batch_size=max(ctx.batch_size, 64), group_of=group_of)
         train_raw = ctx.splits.get(getattr(ctx.train, "name", ""))  # the raw rows of the encoded training data
         if train_raw is None:
             raise UserError("hildif: the raw training split is not available to show its examples")
@@ -168,8 +180,12 @@ class HILDIF(Objective):
             a["candidates"] = [{**row(train_raw, c), "influence": float(s)} for c, s in zip(ex.candidate_indices, ex.scores)]
             anchors.append(a)
         # the draws of SELECT ANCHORS and LiSSA are done: where they left the generator
-        return {"label_names": list(names), "anchors": anchors,
-                "generator_state": encode_state(ctx.generator.get_state())}
+        found_all = {"label_names": list(names), "anchors": anchors,
+                     "generator_state": encode_state(ctx.generator.get_state())}
+        if p.anchors.select != "ids" and len(anchors) < p.anchors.n:
+            found_all["note"] = (f"{len(anchors)} anchors, not {p.anchors.n}: split {p.anchors.split!r} has only "
+                                 f"{len(anchors)} {p.anchors.select} examples")
+        return found_all
 
     def hessian_batches(self) -> Iterator[Batch]:
         """LiSSA's training batches: uniform draws from the training data, forever (seeded)."""

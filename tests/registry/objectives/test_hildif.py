@@ -4,6 +4,7 @@ import gzip
 import json
 
 import pytest
+import torch
 
 import registry
 
@@ -60,3 +61,18 @@ def test_the_planned_round_counts_the_score_with_the_most_copies(root):
 
     assert planned("paper") == 5 * 10 * (1 + 50)
     assert planned([9, 1, 1, 1, 2]) == 5 * 10 * (1 + 9)
+
+
+def test_mistake_groups_must_name_every_class_once():
+    from registry.errors import UserError
+    from registry.types import ObjectiveContext
+
+    names = ["entailment", "neutral", "contradiction"]
+    ctx = lambda: ObjectiveContext(model=None, train=None, num_labels=3, num_confounds=1, device=torch.device("cpu"),
+                                   generator=torch.Generator(), splits={"dev": None}, encode=lambda s: s,
+                                   label_names=names, feedback=object())
+    ok = registry.build("objectives", "hildif", {"anchors": {"mistakes_between": [["entailment"], ["neutral", "contradiction"]]}})
+    ok.bind(ctx())
+    bad = registry.build("objectives", "hildif", {"anchors": {"mistakes_between": [["entailment"], ["neutral"]]}})
+    with pytest.raises(UserError, match=r"anchors.mistakes_between must name every class once \(entailment, neutral, contradiction\)"):
+        bad.bind(ctx())
