@@ -68,8 +68,11 @@ class FeedbackStore:
             except (ValueError, KeyError, TypeError) as exc:
                 raise UserError(f"{self.path}:{n}: not a feedback line ({exc}); expected "
                                 '{"anchor": ..., "candidate": ..., "score": 1-5}; fix or delete the line') from None
-            if key in self.known and type(score) is int and score in SCORES:  # other rounds' or hand-edited lines: skipped
-                self._scores[key] = score
+            if key in self.known:  # other rounds' lines are skipped (one file may be shared)
+                try:
+                    self._scores[key] = self.check(*key, score)
+                except UserError as exc:
+                    raise UserError(f"{self.path}:{n}: {exc}; fix or delete the line") from None
         self._lines += data[:end].count(b"\n")
         self._offset += end
 

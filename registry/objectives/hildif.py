@@ -106,6 +106,9 @@ class HILDIF(Objective):
                             f"splits: {', '.join(ctx.splits)}")
         if p.anchors.select == "ids" and not p.anchors.ids:
             raise UserError("hildif: anchors.select is 'ids' but anchors.ids is empty; list the anchor ids")
+        twice = sorted({i for i in p.anchors.ids or [] if (p.anchors.ids or []).count(i) > 1})
+        if twice:
+            raise UserError(f"hildif: anchors.ids lists {', '.join(twice)} more than once; list each anchor once")
         groups = p.anchors.mistakes_between
         if groups is not None:
             named = [c for g in groups for c in g]

@@ -109,9 +109,13 @@ def test_a_line_torn_after_opening_is_cut_before_the_next_score(tmp_path, explan
 def test_a_broken_line_in_the_middle_names_file_and_line_and_foreign_lines_are_skipped(tmp_path, explanations):
     path = tmp_path / "feedback.jsonl"
     path.write_text('{"anchor": "dev-1", "candidate": "tr-4", "score": 2}\n'
-                    '{"anchor": "dev-1", "candidate": "tr-9", "score": 2.5}\n'  # not a whole number: skipped
+                    '{"anchor": "dev-1", "candidate": "tr-9", "score": "4"}\n'  # hand-edited as text: a score
                     '{"anchor": "dev-7", "candidate": "tr-9", "score": 3}\n')   # not this round: skipped
-    assert FeedbackStore(path, explanations).scores() == {("dev-1", "tr-4"): 2}
+    assert FeedbackStore(path, explanations).scores() == {("dev-1", "tr-4"): 2, ("dev-1", "tr-9"): 4}
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(path.read_text() + '{"anchor": "dev-2", "candidate": "tr-1", "score": 2.5}\n')
+    with pytest.raises(UserError, match=r"bad.jsonl:4: score 2.5 is out of range.*fix or delete the line"):
+        FeedbackStore(bad, explanations)  # this round's pair with no 1-5 score: said, not skipped
     with open(path, "a") as f:
         f.write("garbage\n")
     with pytest.raises(UserError, match=r"feedback.jsonl:4: not a feedback line .*fix or delete the line"):

@@ -76,3 +76,6 @@ def test_mistake_groups_must_name_every_class_once():
     bad = registry.build("objectives", "hildif", {"anchors": {"mistakes_between": [["entailment"], ["neutral"]]}})
     with pytest.raises(UserError, match=r"anchors.mistakes_between must name every class once \(entailment, neutral, contradiction\)"):
         bad.bind(ctx())
+    twice = registry.build("objectives", "hildif", {"anchors": {"select": "ids", "ids": ["d-1", "d-2", "d-1"]}})
+    with pytest.raises(UserError, match="anchors.ids lists d-1 more than once"):
+        twice.bind(ctx())
