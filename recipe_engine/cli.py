@@ -190,7 +190,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
         if kind == "objectives":
             print("  data:     " + (
                 "brings its own (a probe term): alone in a phase it is a round on its own batches, `for: {epochs: N}` "
-                "of them, outside the training budget; next to a per-batch term it draws one batch of its own per step"
+                "of them, outside the training budget; " + (
+                    "its rounds keep files (round-<r>/), so it runs alone in its phase, one round per `repeat`"
+                    if cls.round_files else "next to a per-batch term it draws one batch of its own per step")
                 if cls.own_data else "per-batch: reads the training batch; a phase with it uses the training budget"))
         fields = cls.Params.model_fields
         print("  params:" + ("" if fields else " none"))
