@@ -21,7 +21,7 @@ from recipe_engine.errors import RecipeError, RecipeErrors
 from recipe_engine.load import LoadedRecipe, load_recipe, load_text, origin_of
 from recipe_engine.merge import dotted
 from recipe_engine.plan import PlanError, Timeline, brings_own_data, walk_phases
-from recipe_engine.schema import METHOD_SECTIONS, UNSET_NOT_FINGERPRINTED, Recipe, recipe_model
+from recipe_engine.schema import METHOD_SECTIONS, Recipe, recipe_model
 
 # the component kind that each slot of a recipe holds, by the key that leads to it
 _SLOT_KIND = {
@@ -48,16 +48,35 @@ class Resolved:
 
 
 def fingerprint(recipe: BaseModel) -> str:
-    """sha256 of the method sections (not `runtime`, `name`, `description`) in canonical JSON."""
+    """sha256 of the method sections (not `runtime`, `name`, `description`) in canonical JSON,
+    without the unset ``added_later`` fields of any model in it (so runs made before such a
+    field existed keep their fingerprint: ``--resume``, archives)."""
     dumped = recipe.model_dump(mode="json", by_alias=True)
+    _drop_unset_added_later(recipe, dumped)
     method = {k: dumped[k] for k in METHOD_SECTIONS}
-    for *parents, key in UNSET_NOT_FINGERPRINTED:
-        node = method
-        for p in parents:
-            node = node.get(p) or {}
-        if key in node and node[key] is None:
-            del node[key]
     return hashlib.sha256(json.dumps(method, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _drop_unset_added_later(model: Any, dumped: Any) -> None:
+    """Delete from ``dumped`` (``model``'s by-alias dump), in place, every field a model class
+    lists in its ``added_later`` while its value is None, at any depth."""
+    if isinstance(model, BaseModel) and isinstance(dumped, dict):
+        later = getattr(type(model), "added_later", frozenset())
+        for name, field in type(model).model_fields.items():
+            key, value = field.alias or name, getattr(model, name)
+            if key not in dumped:
+                continue
+            if value is None and name in later:
+                del dumped[key]
+            else:
+                _drop_unset_added_later(value, dumped[key])
+    elif isinstance(model, (list, tuple)) and isinstance(dumped, list):
+        for m, d in zip(model, dumped):
+            _drop_unset_added_later(m, d)
+    elif isinstance(model, dict) and isinstance(dumped, dict):
+        for k, m in model.items():
+            if k in dumped:
+                _drop_unset_added_later(m, dumped[k])
 
 
 def resolve(path: str | Path, overrides: Sequence[str] = ()) -> Resolved:

@@ -10,7 +10,7 @@ plugin that registers an objective is accepted by ``validate`` and appears in
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Annotated, Any, Literal, Optional, TypeVar, Union
+from typing import Annotated, Any, ClassVar, Literal, Optional, TypeVar, Union
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 from pydantic.fields import FieldInfo
@@ -23,6 +23,9 @@ Unit = Literal["step", "epoch"]
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    #: optional fields added after recipes were run and archived: while unset (None) the
+    #: fingerprint leaves them out (``recipe_engine.resolve.fingerprint``)
+    added_later: ClassVar[frozenset[str]] = frozenset()
 
 
 class Length(Strict):
@@ -159,10 +162,6 @@ class Schedule(Strict):
     phases: Annotated[list[Phase], Field(min_length=1)] = Field(description="ordered phases")
 
 
-#: optional settings added after recipes were run and archived: while unset (None) they are
-#: left out of the fingerprint, so those runs keep their fingerprint (``--resume``, archives)
-UNSET_NOT_FINGERPRINTED: tuple[tuple[str, ...], ...] = (("evaluation", "early_stopping"), ("evaluation", "attributions"),
-                                                         ("data", "params", "keep_ids"))
 
 
 class EarlyStopping(Strict):
@@ -177,6 +176,7 @@ class EarlyStopping(Strict):
 
 
 class Evaluation(Strict):
+    added_later = frozenset({"early_stopping", "attributions"})
     splits: list[str] = Field(default_factory=lambda: ["dev", "test"], description="splits evaluated at the end")
     metrics: list[MetricRef] = Field(
         default_factory=lambda: [{"name": "accuracy"}, {"name": "group_accuracy"}], validate_default=True,

@@ -80,6 +80,9 @@ class StrictParams(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid")
+    #: optional fields added after recipes were run and archived: while unset (None) a recipe's
+    #: fingerprint leaves them out, so those runs keep theirs (``--resume``, archives)
+    added_later: ClassVar[frozenset[str]] = frozenset()
 
 
 class NoParams(StrictParams):

@@ -38,6 +38,8 @@ _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 class NLIParams(StrictParams):
     """Params every NLI dataset has."""
 
+    added_later = frozenset({"keep_ids"})
+
     train_size: int | None = Field(None, ge=1, description="rows drawn (seeded, without replacement) from the training split; null = all")
     eval_size: int | None = Field(None, ge=1, description="rows drawn from each other split (dev, test, ...; HANS has hans_size); null = all")
     subsample_seed: int = Field(2021, description="seed of the subsampling (fixed across run seeds, like textlen's build_seed)")

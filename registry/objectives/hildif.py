@@ -23,7 +23,7 @@ from typing import Any, Iterator, Literal, Optional
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field, model_serializer
+from pydantic import Field
 
 import registry
 from registry import StrictParams, register
@@ -37,6 +37,7 @@ from registry.types import Batch, Classifier, EncodedData, ObjectiveContext, Spl
 
 
 class AnchorParams(StrictParams):
+    added_later = frozenset({"mistakes_between"})
     split: str = Field("dev", description="the validation split anchors come from")
     select: Literal["misclassified", "random", "ids"] = Field(
         "misclassified", description="misclassified: n drawn among the examples the model gets wrong (the authors' "
@@ -48,15 +49,6 @@ class AnchorParams(StrictParams):
         None, description="with select: misclassified, count an error only between these groups of class names, e.g. "
                           "[[entailment], [neutral, contradiction]] (the paper's two-class MNLI); null: between "
                           "the model's classes")
-
-    @model_serializer(mode="wrap")
-    def _unset_groups_left_out(self, handler: Any) -> dict[str, Any]:
-        """``mistakes_between`` came after runs were archived: left out while unset, so a recipe
-        without it keeps its fingerprint (the runs stay the same method)."""
-        data = handler(self)
-        if data.get("mistakes_between") is None:
-            data.pop("mistakes_between", None)
-        return data
 
 
 class AugmentRef(StrictParams):
