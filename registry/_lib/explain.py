@@ -47,7 +47,8 @@ class ExplainParams(StrictParams):
     knn_metric: Literal["l2", "cosine"] = Field("l2", description="kNN distance on pooled features (the authors: FAISS L2)")
     damping: float = Field(5e-3, ge=0.0, description="damping: both methods estimate (H + damping x scale I)^-1 v "
                                                       "(LiSSA's fixed point), so CG adds damping x scale to H's diagonal")
-    scale: float = Field(1e4, gt=0.0, description="LiSSA scale (must exceed the Hessian's largest eigenvalue)")
+    scale: float = Field(1e4, gt=0.0, description="LiSSA scale (must exceed the Hessian's largest eigenvalue); "
+                                                  "CG uses it only in its damping x scale")
     depth: int = Field(100, ge=1, description="LiSSA recursion depth (the authors: 1000 single-example steps); the "
                                               "distance to the fixed point shrinks at best like (1 - damping)^depth: "
                                               "0.61 at 100, 0.007 at 1000 with damping 5e-3, so 100 is a truncated series")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import math
+from collections import Counter
 from typing import Any, Iterator, Literal, Optional
 
 import torch
@@ -107,15 +108,17 @@ class HILDIF(Objective):
                             f"splits: {', '.join(ctx.splits)}")
         if p.anchors.select == "ids" and not p.anchors.ids:
             raise UserError("hildif: anchors.select is 'ids' but anchors.ids is empty; list the anchor ids")
-        twice = sorted({i for i in p.anchors.ids or [] if (p.anchors.ids or []).count(i) > 1})
+        twice = sorted(i for i, k in Counter(p.anchors.ids or []).items() if k > 1)
         if twice:
             raise UserError(f"hildif: anchors.ids lists {', '.join(twice)} more than once; list each anchor once")
         groups = p.anchors.mistakes_between
+        #: the group of each model class an anchor's error is counted between (None: the classes)
+        self.group_of: list[int] | None = None
         if groups is not None:
-            named = [c for g in groups for c in g]
-            if sorted(named) != sorted(ctx.label_names):
+            if sorted(c for g in groups for c in g) != sorted(ctx.label_names):
                 raise UserError(f"hildif: anchors.mistakes_between must name every class once ({', '.join(ctx.label_names)}), "
                                 f"got {groups}")
+            self.group_of = [next(k for k, g in enumerate(groups) if c in g) for c in ctx.label_names]
         if p.feedback == "file" and not p.feedback_file:
             raise UserError("hildif: feedback is 'file' but feedback_file is not set; give the path of the scores")
         self.data: EncodedData | None = None  # this round's S, encoded
@@ -159,10 +162,8 @@ class HILDIF(Objective):
         p, ctx, model = self.params, self.ctx, self.ctx.model
         anchor_split = ctx.splits[p.anchors.split]
         anchor_data = ctx.encode(anchor_split)
-        groups = p.anchors.mistakes_between
-        group_of = None if groups is None else [next(k for k, g in enumerate(groups) if c in g) for c in ctx.label_names]
         rows, pred = select_anchors(model, anchor_data, how=p.anchors.select, n=p.anchors.n, ids=p.anchors.ids,
-                                    generator=ctx.generator, batch_size=max(ctx.batch_size, 64), group_of=group_of)
+                                    generator=ctx.generator, batch_size=max(ctx.batch_size, 64), group_of=self.group_of)
         train_raw = ctx.splits.get(getattr(ctx.train, "name", ""))  # the raw rows of the encoded training data
         if train_raw is None:
             raise UserError("hildif: the raw training split is not available to show its examples")

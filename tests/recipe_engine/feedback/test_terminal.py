@@ -63,3 +63,13 @@ def test_ctrl_c_at_the_prompt_of_a_running_round_stops_the_prompt(tmp_path, expl
         assert stop.requested is None
         assert signal.getsignal(signal.SIGINT) == stop._handle  # the loop's handler is back
     assert store.scores() == {("dev-1", "tr-4"): 4}
+
+
+def test_a_rounds_note_is_logged_with_its_explanations(tmp_path, explanations):
+    """EXPLAIN's remarks (e.g. fewer misclassified examples than anchors asked) reach the log."""
+    from recipe_engine.feedback.rounds import RoundFeedback
+
+    said = []
+    found = {**explanations, "note": "2 anchors, not 5: split 'dev' has only 2 misclassified examples"}
+    RoundFeedback(tmp_path, 1, log=said.append).collect("round-0", lambda: found, "no_human")
+    assert len(said) == 1 and said[0].endswith("(2 anchors, not 5: split 'dev' has only 2 misclassified examples)")

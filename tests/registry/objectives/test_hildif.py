@@ -73,6 +73,7 @@ def test_mistake_groups_must_name_every_class_once():
                                    label_names=names, feedback=object())
     ok = registry.build("objectives", "hildif", {"anchors": {"mistakes_between": [["entailment"], ["neutral", "contradiction"]]}})
     ok.bind(ctx())
+    assert ok.group_of == [0, 1, 1]  # entailment | neutral, contradiction
     bad = registry.build("objectives", "hildif", {"anchors": {"mistakes_between": [["entailment"], ["neutral"]]}})
     with pytest.raises(UserError, match=r"anchors.mistakes_between must name every class once \(entailment, neutral, contradiction\)"):
         bad.bind(ctx())
